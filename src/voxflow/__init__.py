@@ -1,0 +1,1 @@
+"""Voxflow: voice AI agents as versioned workflows."""

@@ -1,0 +1,1 @@
+"""Agents: deployments of a workflow version, with pinning, canary and overrides."""

@@ -1,0 +1,18 @@
+"""Imports every domain's models so `Base.metadata` knows all tables (Alembic, tests)."""
+
+from voxflow.agents.models import Agent
+from voxflow.core.db import Base
+from voxflow.orgs.models import ApiKey, LoginSession, Membership, Organization, User
+from voxflow.workflows.models import Workflow, WorkflowVersion
+
+__all__ = [
+    "Agent",
+    "ApiKey",
+    "Base",
+    "LoginSession",
+    "Membership",
+    "Organization",
+    "User",
+    "Workflow",
+    "WorkflowVersion",
+]

@@ -1,0 +1,1 @@
+"""The HTTP application: factory, middleware, health and metrics."""

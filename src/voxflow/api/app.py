@@ -1,0 +1,99 @@
+"""The application factory: one FastAPI app wired from settings."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
+
+from voxflow.agents.routes import router as agents_router
+from voxflow.api.health import router as health_router
+from voxflow.api.metrics import Metrics
+from voxflow.api.middleware import RequestMiddleware
+from voxflow.core.context import AppContext
+from voxflow.core.errors import PROBLEM_MEDIA_TYPE, Problem, install_error_handlers
+from voxflow.core.logging import configure_logging
+from voxflow.core.migrations import is_at_head
+from voxflow.core.settings import Settings, get_settings
+from voxflow.orgs.routes import router as orgs_router
+from voxflow.workflows.routes import router as workflows_router
+
+API_DESCRIPTION = """Design, version, test and run voice AI agents as workflows.
+
+Authenticate with `Authorization: Bearer <api key>` or the session cookie set by
+`POST /v1/auth/login`. Every error is `application/problem+json` (RFC 9457).
+"""
+
+
+class DatabaseBehind(RuntimeError):
+    pass
+
+
+def create_app(settings: Settings | None = None, *, check_migrations: bool = True) -> FastAPI:
+    settings = settings or get_settings()
+    configure_logging(settings.log_level, settings.log_format)
+    if settings.sentry_dsn is not None:
+        import sentry_sdk
+
+        sentry_sdk.init(dsn=settings.sentry_dsn.get_secret_value(), send_default_pii=False)
+
+    context = AppContext.create(settings)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        if check_migrations and not await is_at_head(context.engine):
+            await context.close()
+            raise DatabaseBehind("the database is behind the code: run: voxflow db upgrade")
+        yield
+        await context.close()
+
+    app = FastAPI(
+        title="Voxflow",
+        version="0.1.0",
+        description=API_DESCRIPTION,
+        lifespan=lifespan,
+        redirect_slashes=False,
+    )
+    app.state.context = context
+    app.state.metrics = Metrics(context.engine)
+    install_error_handlers(app)
+    for router in (health_router, orgs_router, workflows_router, agents_router):
+        app.include_router(router)
+    app.add_middleware(
+        RequestMiddleware, metrics=app.state.metrics, max_body_bytes=settings.max_body_bytes
+    )
+    app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
+    return app
+
+
+def _openapi(app: FastAPI) -> dict[str, Any]:
+    if app.openapi_schema:
+        return app.openapi_schema
+    schema = get_openapi(
+        title=app.title, version=app.version, description=app.description, routes=app.routes
+    )
+    schemas = schema.setdefault("components", {}).setdefault("schemas", {})
+    schemas.setdefault(
+        "Problem", Problem.model_json_schema(ref_template="#/components/schemas/{model}")
+    )
+    _problems_everywhere(schema)
+    for unused in ("HTTPValidationError", "ValidationError"):
+        schemas.pop(unused, None)
+    app.openapi_schema = schema
+    return schema
+
+
+def _problems_everywhere(schema: dict[str, Any]) -> None:
+    """FastAPI documents its own 422 shape; ours is problem+json, and any route may answer 500."""
+    problem = {PROBLEM_MEDIA_TYPE: {"schema": {"$ref": "#/components/schemas/Problem"}}}
+    for path_item in schema.get("paths", {}).values():
+        for operation in path_item.values():
+            responses = operation.setdefault("responses", {})
+            if "422" in responses:
+                responses["422"] = {"description": "Invalid input", "content": problem}
+            if operation.get("parameters") and "422" not in responses:
+                responses["422"] = {"description": "Invalid input", "content": problem}
+            responses.setdefault("500", {"description": "Unexpected error", "content": problem})

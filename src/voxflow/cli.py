@@ -1,0 +1,271 @@
+"""The `voxflow` command line."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from collections.abc import Awaitable, Callable
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, TypeVar
+
+import typer
+from rich.console import Console
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from voxflow.core.context import AppContext
+from voxflow.core.errors import VoxflowError
+from voxflow.core.settings import Settings, SettingsError, load_settings
+
+app = typer.Typer(
+    help="Voxflow: voice AI agents as versioned workflows.",
+    no_args_is_help=True,
+    pretty_exceptions_show_locals=False,
+)
+db_app = typer.Typer(help="Database migrations.", no_args_is_help=True)
+orgs_app = typer.Typer(help="Organizations.", no_args_is_help=True)
+users_app = typer.Typer(help="People who log in.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(orgs_app, name="orgs")
+app.add_typer(users_app, name="users")
+
+console = Console(stderr=True)
+out = Console()
+T = TypeVar("T")
+
+
+class RoleChoice(StrEnum):
+    owner = "owner"
+    admin = "admin"
+    member = "member"
+
+
+def _settings() -> Settings:
+    try:
+        return load_settings()
+    except SettingsError as exc:
+        console.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(2) from None
+
+
+def _run(work: Callable[[AsyncSession], Awaitable[T]]) -> T:
+    """Run one unit of work in a transaction against the configured database."""
+
+    async def main() -> T:
+        context = AppContext.create(_settings())
+        try:
+            async with context.sessionmaker() as session:
+                result = await work(session)
+                await session.commit()
+                return result
+        finally:
+            await context.close()
+
+    try:
+        return asyncio.run(main())
+    except VoxflowError as exc:
+        console.print(f"[red]error:[/] {exc.detail}")
+        raise typer.Exit(1) from None
+
+
+def _require_migrated(settings: Settings) -> None:
+    from voxflow.core.db import create_engine
+    from voxflow.core.migrations import is_at_head
+
+    async def check() -> bool:
+        engine = create_engine(settings.database_url)
+        try:
+            return await is_at_head(engine)
+        finally:
+            await engine.dispose()
+
+    if not asyncio.run(check()):
+        console.print("[red]error:[/] the database is behind the code; run: voxflow db upgrade")
+        raise typer.Exit(1)
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Interface to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port")] = 8000,
+    reload: Annotated[bool, typer.Option(help="Restart on code changes (development)")] = False,
+    workers: Annotated[int, typer.Option(min=1, help="Worker processes")] = 1,
+) -> None:
+    """Serve the API (and, later, the UI and local voice) on http://HOST:PORT."""
+    import uvicorn
+
+    settings = _settings()
+    _require_migrated(settings)
+    console.print(f"Voxflow on http://{host}:{port}  (API docs: http://{host}:{port}/docs)")
+    uvicorn.run(
+        "voxflow.api.app:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        reload=reload,
+        workers=None if reload else workers,
+        log_config=None,
+        proxy_headers=True,
+    )
+
+
+@db_app.command("upgrade")
+def db_upgrade(revision: Annotated[str, typer.Argument()] = "head") -> None:
+    """Apply migrations up to REVISION (default: head)."""
+    from voxflow.core.migrations import upgrade
+
+    settings = _settings()
+    upgrade(settings.database_url, revision)
+    console.print("database is up to date")
+
+
+@db_app.command("current")
+def db_current() -> None:
+    """Print the database's migration revision and the code's head."""
+    from voxflow.core.db import create_engine
+    from voxflow.core.migrations import current_revision, head_revision
+
+    settings = _settings()
+
+    async def current() -> str | None:
+        engine = create_engine(settings.database_url)
+        try:
+            return await current_revision(engine)
+        finally:
+            await engine.dispose()
+
+    revision, head = asyncio.run(current()), head_revision()
+    state = "at head" if revision == head else "behind: run voxflow db upgrade"
+    out.print(f"current: {revision or '(empty)'}  head: {head}  ({state})")
+
+
+@orgs_app.command("create")
+def orgs_create(
+    name: str,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON line for scripts")] = False,
+) -> None:
+    """Create an organization and print its id and a first API key (shown once)."""
+    from voxflow.orgs.service import create_org
+
+    async def work(session: AsyncSession) -> tuple[str, str]:
+        new = await create_org(session, name)
+        return new.org.id, new.api_key.key
+
+    org_id, key = _run(work)
+    if as_json:
+        out.print_json(json.dumps({"org_id": org_id, "api_key": key}), indent=None)
+        return
+    out.print(f"org id:  {org_id}\napi key: {key}")
+    console.print("The API key is shown only now: store it.")
+
+
+def _read_password(password_stdin: bool) -> tuple[str, bool]:
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\n")
+        if not password:
+            console.print("[red]error:[/] no password on standard input")
+            raise typer.Exit(2)
+        return password, False
+    if sys.stdin.isatty():
+        return typer.prompt("Password", hide_input=True, confirmation_prompt=True), False
+    from voxflow.orgs.tokens import generate_password
+
+    return generate_password(), True
+
+
+@users_app.command("create")
+def users_create(
+    email: str,
+    org: Annotated[str, typer.Option("--org", help="Organization id")],
+    role: Annotated[RoleChoice, typer.Option(help="Role in the org")] = RoleChoice.member,
+    password_stdin: Annotated[
+        bool, typer.Option("--password-stdin", help="Read the password from standard input")
+    ] = False,
+) -> None:
+    """Add a person to an org (created if new). Without a password one is generated and shown."""
+    from email_validator import EmailNotValidError, validate_email
+
+    from voxflow.orgs.models import Role
+    from voxflow.orgs.service import create_user
+
+    try:
+        email = validate_email(email, check_deliverability=False).normalized
+    except EmailNotValidError as exc:
+        console.print(f"[red]error:[/] EMAIL: {exc}")
+        raise typer.Exit(2) from None
+    password, generated = _read_password(password_stdin)
+
+    async def work(session: AsyncSession) -> str:
+        user = await create_user(session, email, password, org_id=org, role=Role(role.value))
+        return user.id
+
+    user_id = _run(work)
+    out.print(f"user id: {user_id}")
+    if generated:
+        out.print(f"password: {password}")
+        console.print("The password is shown only now.")
+
+
+@app.command("export")
+def export_cmd(
+    file: Annotated[Path, typer.Argument(help="Where to write the JSON export ('-' for stdout)")],
+    org: Annotated[str | None, typer.Option("--org", help="Only this org")] = None,
+) -> None:
+    """Export workflows with all their versions."""
+    from voxflow.workflows.transfer import export_orgs
+
+    data = _run(lambda session: export_orgs(session, org))
+    text = data.model_dump_json(indent=2) + "\n"
+    if str(file) == "-":
+        sys.stdout.write(text)
+    else:
+        file.write_text(text, encoding="utf-8")
+        count = sum(len(o.workflows) for o in data.orgs)
+        console.print(f"exported {count} workflows to {file}")
+
+
+@app.command("import")
+def import_cmd(
+    file: Annotated[Path, typer.Argument(help="A file written by voxflow export")],
+) -> None:
+    """Import workflows with their versions (creates the orgs they belong to if missing)."""
+    from pydantic import ValidationError
+
+    from voxflow.workflows.transfer import ExportFile, import_orgs
+
+    try:
+        data = ExportFile.model_validate_json(file.read_bytes())
+    except (OSError, ValidationError) as exc:
+        console.print(f"[red]error:[/] {file}: {str(exc).splitlines()[0]}")
+        raise typer.Exit(2) from None
+    workflows, versions = _run(lambda session: import_orgs(session, data))
+    console.print(f"imported {workflows} workflows and {versions} versions")
+
+
+@app.command()
+def demo(
+    example: Annotated[Path, typer.Option(help="Workflow to publish")] = Path(
+        "examples/luigis.yaml"
+    ),
+) -> None:
+    """Load the demo org, owner, API key and Luigi's agent, once. Prints secrets only then."""
+    from voxflow.demo import load_demo
+
+    example_yaml = example.read_bytes()
+    created = _run(lambda session: load_demo(session, example_yaml))
+    if created is None:
+        return
+    out.print(
+        "\n[bold]Demo content created[/] (shown once, store it):\n"
+        f"  org id    {created.org_id}\n"
+        f"  login     {created.email}\n"
+        f"  password  {created.password}\n"
+        f"  api key   {created.api_key}\n"
+        f"  agent     luigis ({created.agent_id})\n"
+        f"  workflow  {created.workflow_id}\n"
+    )
+
+
+def main() -> None:
+    app()

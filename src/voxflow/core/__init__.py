@@ -1,0 +1,1 @@
+"""Cross-cutting plumbing shared by every domain: settings, database, errors, logging, ids."""

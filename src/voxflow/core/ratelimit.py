@@ -1,0 +1,63 @@
+"""Rate limits with the `limits` library: shared in Redis when configured, else in memory.
+
+If Redis stops answering, limits fall back to this process's memory instead of failing
+requests: a degraded limit is better than an outage.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+
+import structlog
+from limits import RateLimitItem, parse
+from limits.aio.storage import MemoryStorage, RedisStorage, Storage
+from limits.aio.strategies import FixedWindowRateLimiter, MovingWindowRateLimiter, RateLimiter
+from limits.errors import StorageError
+
+from voxflow.core.errors import RateLimited
+
+log = structlog.get_logger("voxflow.ratelimit")
+
+
+class RateLimits:
+    def __init__(self, redis_url: str | None) -> None:
+        self._memory = MemoryStorage()
+        self._redis: Storage | None = None
+        if redis_url:
+            uri = "async+" + redis_url
+            self._redis = RedisStorage(
+                uri, wrap_exceptions=True, implementation="redispy", socket_timeout=1.0
+            )
+        self._parsed: dict[str, RateLimitItem] = {}
+
+    def _limiter(self, storage: Storage, precise: bool) -> RateLimiter:
+        # Moving windows are exact but keep one entry per hit: use them for the small
+        # login limits, and cheap fixed windows for high-volume API traffic.
+        return MovingWindowRateLimiter(storage) if precise else FixedWindowRateLimiter(storage)
+
+    async def hit(self, limit: str, *identifiers: str, precise: bool = False) -> None:
+        """Count one hit; raise RateLimited (429 with Retry-After) when over the limit."""
+        item = self._parsed.get(limit) or self._parsed.setdefault(limit, parse(limit))
+        storage: Storage = self._memory
+        if self._redis is not None:
+            storage = self._redis
+        try:
+            allowed, limiter = await self._try(storage, item, identifiers, precise)
+        except StorageError:
+            log.warning("rate_limit_storage_unreachable", fallback="memory")
+            allowed, limiter = await self._try(self._memory, item, identifiers, precise)
+        if allowed:
+            return
+        stats = await limiter.get_window_stats(item, *identifiers)
+        retry_after = max(1, math.ceil(stats.reset_time - time.time()))
+        raise RateLimited(
+            f"Too many requests; limit is {limit}. Retry in {retry_after} s.",
+            headers={"Retry-After": str(retry_after)},
+        )
+
+    async def _try(
+        self, storage: Storage, item: RateLimitItem, identifiers: tuple[str, ...], precise: bool
+    ) -> tuple[bool, RateLimiter]:
+        limiter = self._limiter(storage, precise)
+        return await limiter.hit(item, *identifiers), limiter

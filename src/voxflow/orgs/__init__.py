@@ -1,0 +1,1 @@
+"""Organizations (tenants), people, memberships, API keys and password login."""

@@ -1,0 +1,1 @@
+"""Storage of workflow drafts and their immutable published versions."""

@@ -1,0 +1,211 @@
+"""Rules for drafts and versions: optimistic concurrency, publish, diff, restore."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from voxflow.core.db import utcnow
+from voxflow.core.errors import (
+    Conflict,
+    InvalidInput,
+    NotFound,
+    PreconditionFailed,
+    PreconditionRequired,
+    ProblemItem,
+)
+from voxflow.core.ids import new_id
+from voxflow.dsl import (
+    Change,
+    Finding,
+    WorkflowDocument,
+    check_structure,
+    diff_documents,
+    document_sha256,
+    dump_canonical,
+)
+from voxflow.orgs.auth import AuthSubject
+from voxflow.workflows.models import Workflow, WorkflowVersion
+from voxflow.workflows.repository import WorkflowRepository
+
+
+def etag_for(revision: int) -> str:
+    return f'"{revision}"'
+
+
+def check_if_match(if_match: str | None, workflow: Workflow) -> None:
+    """Refuse a write unless the client proves it saw the current draft (RFC 9110 If-Match)."""
+    current = etag_for(workflow.revision)
+    if if_match is None:
+        raise PreconditionRequired(
+            "Send If-Match with the ETag from your last GET, so edits never silently overwrite.",
+            errors=[ProblemItem(detail="required", parameter="If-Match")],
+        )
+    tags = [tag.strip() for tag in if_match.split(",")]
+    if "*" in tags or current in tags:
+        return
+    raise PreconditionFailed(
+        "The draft changed since you read it; GET it again and re-apply your edit.",
+        headers={"ETag": current},
+        current_etag=current,
+    )
+
+
+async def get_workflow(session: AsyncSession, auth: AuthSubject, workflow_id: str) -> Workflow:
+    workflow = await WorkflowRepository(session).get(auth.org_id, workflow_id)
+    if workflow is None:
+        raise NotFound(f"No workflow {workflow_id}.")
+    return workflow
+
+
+def _refuse_archived(workflow: Workflow) -> None:
+    if workflow.archived_at is not None:
+        raise Conflict(f"Workflow {workflow.id} is archived; it can be read but not changed.")
+
+
+async def create_workflow(
+    session: AsyncSession, auth: AuthSubject, document: WorkflowDocument
+) -> tuple[Workflow, list[Finding]]:
+    canonical = dump_canonical(document)
+    now = utcnow()
+    workflow = Workflow(
+        id=new_id("wf"),
+        org_id=auth.org_id,
+        name=document.name,
+        draft=canonical,
+        draft_sha256=document_sha256(canonical),
+        revision=1,
+        latest_version=0,
+        created_at=now,
+        updated_at=now,
+    )
+    session.add(workflow)
+    await session.flush()
+    return workflow, check_structure(document)
+
+
+async def update_draft(
+    session: AsyncSession,
+    auth: AuthSubject,
+    workflow_id: str,
+    document: WorkflowDocument,
+    if_match: str | None,
+) -> tuple[Workflow, list[Finding]]:
+    workflow = await get_workflow(session, auth, workflow_id)
+    _refuse_archived(workflow)
+    check_if_match(if_match, workflow)
+    _set_draft(workflow, dump_canonical(document), document.name)
+    await session.flush()
+    return workflow, check_structure(document)
+
+
+def _set_draft(workflow: Workflow, canonical: str, name: str) -> None:
+    workflow.draft = canonical
+    workflow.draft_sha256 = document_sha256(canonical)
+    workflow.name = name
+    workflow.revision += 1
+    workflow.updated_at = utcnow()
+
+
+async def archive(session: AsyncSession, auth: AuthSubject, workflow_id: str) -> None:
+    workflow = await get_workflow(session, auth, workflow_id)
+    if workflow.archived_at is None:
+        workflow.archived_at = utcnow()
+        await session.flush()
+
+
+def draft_document(workflow: Workflow) -> WorkflowDocument:
+    # Stored drafts were validated when saved, so reading them back skips validation.
+    return WorkflowDocument.model_validate_json(workflow.draft)
+
+
+async def validate(session: AsyncSession, auth: AuthSubject, workflow_id: str) -> list[Finding]:
+    workflow = await get_workflow(session, auth, workflow_id)
+    return check_structure(draft_document(workflow))
+
+
+async def publish(session: AsyncSession, auth: AuthSubject, workflow_id: str) -> WorkflowVersion:
+    repo = WorkflowRepository(session)
+    workflow = await get_workflow(session, auth, workflow_id)
+    _refuse_archived(workflow)
+    current = workflow.latest_version
+    if (
+        current
+        and await repo.latest_version_sha(auth.org_id, workflow.id, current)
+        == workflow.draft_sha256
+    ):
+        raise Conflict(f"Nothing to publish: the draft is identical to version {current}.")
+    errors = [f for f in check_structure(draft_document(workflow)) if f.severity == "error"]
+    if errors:
+        raise InvalidInput(
+            "The draft has errors; fix them before publishing.",
+            errors=[
+                ProblemItem(detail=f"{f.code}: {f.message}", pointer=f.pointer) for f in errors
+            ],
+        )
+    if not await repo.claim_next_version(auth.org_id, workflow.id, current):
+        raise Conflict("Another publish of this workflow happened at the same time; try again.")
+    version = WorkflowVersion(
+        id=new_id("ver"),
+        org_id=auth.org_id,
+        workflow_id=workflow.id,
+        number=current + 1,
+        document=workflow.draft,
+        sha256=workflow.draft_sha256,
+        created_at=utcnow(),
+        created_by=auth.actor,
+    )
+    session.add(version)
+    await session.flush()
+    workflow.latest_version = current + 1
+    return version
+
+
+async def get_version(
+    session: AsyncSession, auth: AuthSubject, workflow_id: str, number: int
+) -> WorkflowVersion:
+    version = await WorkflowRepository(session).get_version(auth.org_id, workflow_id, number)
+    if version is None:
+        await get_workflow(session, auth, workflow_id)
+        raise NotFound(f"Workflow {workflow_id} has no version {number}.")
+    return version
+
+
+async def list_versions(
+    session: AsyncSession, auth: AuthSubject, workflow_id: str, *, after: int | None, limit: int
+) -> Sequence[WorkflowVersion]:
+    await get_workflow(session, auth, workflow_id)
+    return await WorkflowRepository(session).list_versions(
+        auth.org_id, workflow_id, after=after, limit=limit
+    )
+
+
+async def diff(
+    session: AsyncSession, auth: AuthSubject, workflow_id: str, old: int, new: int
+) -> list[Change]:
+    before = await get_version(session, auth, workflow_id, old)
+    after = await get_version(session, auth, workflow_id, new)
+    return diff_documents(
+        WorkflowDocument.model_validate_json(before.document),
+        WorkflowDocument.model_validate_json(after.document),
+    )
+
+
+async def restore(
+    session: AsyncSession,
+    auth: AuthSubject,
+    workflow_id: str,
+    number: int,
+    if_match: str | None,
+) -> Workflow:
+    """Copy a version into the draft. Creates no version; If-Match is honoured when sent."""
+    version = await get_version(session, auth, workflow_id, number)
+    workflow = await get_workflow(session, auth, workflow_id)
+    _refuse_archived(workflow)
+    if if_match is not None:
+        check_if_match(if_match, workflow)
+    document = WorkflowDocument.model_validate_json(version.document)
+    _set_draft(workflow, version.document, document.name)
+    await session.flush()
+    return workflow
