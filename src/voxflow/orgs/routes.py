@@ -67,7 +67,7 @@ async def login(
         max_age=context.settings.session_ttl_hours * 3600,
         httponly=True,
         samesite="lax",
-        secure=context.settings.secure_cookies,
+        secure=context.settings.secure_cookies or request.url.scheme == "https",
         path="/",
     )
     return await _me_for_user(session, user.id)
