@@ -271,3 +271,18 @@ def test_any_value_is_either_a_document_or_located_findings(data: object) -> Non
 @given(st.text(max_size=60), st.sampled_from([YAML, "application/json"]))
 def test_any_text_is_either_a_document_or_findings(text: str, media_type: str) -> None:
     outcome(load_document, text, media_type)
+
+
+class TestDuplicateKeys:
+    def test_yaml_duplicate_key_is_a_syntax_finding_with_its_line(self) -> None:
+        text = "schema: voxflow/v1\nname: a\nname: b\nstart: s\nnodes: []\n"
+        with pytest.raises(DocumentInvalid) as caught:
+            load_text(text, "application/yaml")
+        (finding,) = caught.value.findings
+        assert finding.code == "syntax"
+        assert "duplicate key 'name' at line 3" in finding.message
+
+    def test_json_duplicate_key_is_a_syntax_finding(self) -> None:
+        with pytest.raises(DocumentInvalid) as caught:
+            load_text('{"name": "a", "name": "b"}', "application/json")
+        assert "duplicate key 'name'" in caught.value.findings[0].message

@@ -51,6 +51,34 @@ class UnsupportedMediaType(ValueError):
     """The media type is neither JSON nor YAML."""
 
 
+class DuplicateKey(ValueError):
+    """Both JSON and YAML parsers keep the last of two equal keys; an author meant one of them."""
+
+
+def _unique_keys(pairs: list[tuple[str, object]]) -> dict[str, object]:
+    result: dict[str, object] = {}
+    for key, value in pairs:
+        if key in result:
+            raise DuplicateKey(f"duplicate key {key!r}")
+        result[key] = value
+    return result
+
+
+class _UniqueKeySafeLoader(yaml.SafeLoader):
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[object, object]:
+        seen: set[object] = set()
+        for key_node, _value in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if isinstance(key, str | int | float | bool) or key is None:
+                if key in seen:
+                    mark = key_node.start_mark
+                    raise DuplicateKey(
+                        f"duplicate key {key!r} at line {mark.line + 1}, column {mark.column + 1}"
+                    )
+                seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
 def load_text(text: str | bytes, media_type: str) -> object:
     """Decode JSON or YAML text into plain Python values; the top level must be a mapping."""
     kind = _media_kind(media_type)
@@ -60,7 +88,12 @@ def load_text(text: str | bytes, media_type: str) -> object:
         except UnicodeDecodeError as exc:
             raise _syntax(f"not valid UTF-8 at byte {exc.start}") from None
     try:
-        value = json.loads(text) if kind == "json" else yaml.safe_load(text)
+        if kind == "json":
+            value = json.loads(text, object_pairs_hook=_unique_keys)
+        else:
+            value = yaml.load(text, Loader=_UniqueKeySafeLoader)  # noqa: S506 - a SafeLoader
+    except DuplicateKey as exc:
+        raise _syntax(str(exc)) from None
     except json.JSONDecodeError as exc:
         raise _syntax(f"{exc.msg} at line {exc.lineno}, column {exc.colno}") from None
     except yaml.MarkedYAMLError as exc:
