@@ -45,3 +45,5 @@ def configure_logging(level: str = "info", fmt: str = "auto") -> None:
     logging.basicConfig(level=level.upper(), stream=sys.stderr, format="%(name)s: %(message)s")
     # uvicorn's access log would duplicate our request log line.
     logging.getLogger("uvicorn.access").disabled = True
+    # Alembic announces its dialect on every readiness check; only its problems matter.
+    logging.getLogger("alembic").setLevel(max(logging.WARNING, logging.getLevelName(level.upper())))
