@@ -121,3 +121,26 @@ EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 @pytest.fixture(scope="session")
 def luigis_yaml() -> bytes:
     return (EXAMPLES / "luigis.yaml").read_bytes()
+
+
+def _redis_reachable(url: str) -> bool:
+    from redis import Redis
+    from redis.exceptions import RedisError
+
+    client = Redis.from_url(url, socket_connect_timeout=2, socket_timeout=2)
+    try:
+        return bool(client.ping())
+    except (RedisError, OSError):
+        return False
+    finally:
+        client.close()
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    """The real Redis (db 15) for tests of cross-process behaviour; skipped when unreachable."""
+    if not _redis_reachable(REDIS_URL):
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"Redis at {REDIS_URL} is unreachable in CI")
+        pytest.skip(f"Redis at {REDIS_URL} is unreachable")
+    return REDIS_URL

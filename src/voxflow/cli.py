@@ -12,6 +12,9 @@ from typing import Annotated, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
+from sqlalchemy import make_url
+from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from voxflow.core.context import AppContext
@@ -41,12 +44,17 @@ class RoleChoice(StrEnum):
     member = "member"
 
 
+def fail(message: str, code: int = 1) -> typer.Exit:
+    """Print one unwrapped error line (values may contain rich markup) and return the exit."""
+    console.print(f"[red]error:[/] {escape(message)}", soft_wrap=True)
+    return typer.Exit(code)
+
+
 def _settings() -> Settings:
     try:
         return load_settings()
     except SettingsError as exc:
-        console.print(f"[red]error:[/] {exc}")
-        raise typer.Exit(2) from None
+        raise fail(str(exc), 2) from None
 
 
 def _run(work: Callable[[AsyncSession], Awaitable[T]]) -> T:
@@ -65,8 +73,19 @@ def _run(work: Callable[[AsyncSession], Awaitable[T]]) -> T:
     try:
         return asyncio.run(main())
     except VoxflowError as exc:
-        console.print(f"[red]error:[/] {exc.detail}")
-        raise typer.Exit(1) from None
+        raise fail(exc.detail) from None
+    except DB_UNREACHABLE as exc:
+        raise _unreachable(exc) from None
+
+
+# What a driver raises when the server is down, refuses us or the file cannot be opened.
+DB_UNREACHABLE = (OperationalError, InterfaceError, OSError)
+
+
+def _unreachable(exc: Exception) -> typer.Exit:
+    url = make_url(_settings().database_url).render_as_string(hide_password=True)
+    reason = str(getattr(exc, "orig", None) or exc).splitlines()[0]
+    return fail(f"cannot use the database at {url}: {reason}")
 
 
 def _require_migrated(settings: Settings) -> None:
@@ -80,9 +99,12 @@ def _require_migrated(settings: Settings) -> None:
         finally:
             await engine.dispose()
 
-    if not asyncio.run(check()):
-        console.print("[red]error:[/] the database is behind the code; run: voxflow db upgrade")
-        raise typer.Exit(1)
+    try:
+        at_head = asyncio.run(check())
+    except DB_UNREACHABLE as exc:
+        raise _unreachable(exc) from None
+    if not at_head:
+        raise fail("the database is behind the code; run: voxflow db upgrade")
 
 
 @app.command()
@@ -154,7 +176,8 @@ def orgs_create(
 
     org_id, key = _run(work)
     if as_json:
-        out.print_json(json.dumps({"org_id": org_id, "api_key": key}), indent=None)
+        # Plain text, never rich: FORCE_COLOR would put ANSI codes into a line scripts parse.
+        sys.stdout.write(json.dumps({"org_id": org_id, "api_key": key}) + "\n")
         return
     out.print(f"org id:  {org_id}\napi key: {key}")
     console.print("The API key is shown only now: store it.")
@@ -164,8 +187,7 @@ def _read_password(password_stdin: bool) -> tuple[str, bool]:
     if password_stdin:
         password = sys.stdin.readline().rstrip("\n")
         if not password:
-            console.print("[red]error:[/] no password on standard input")
-            raise typer.Exit(2)
+            raise fail("no password on standard input", 2)
         return password, False
     if sys.stdin.isatty():
         return typer.prompt("Password", hide_input=True, confirmation_prompt=True), False
@@ -192,8 +214,7 @@ def users_create(
     try:
         email = validate_email(email, check_deliverability=False).normalized
     except EmailNotValidError as exc:
-        console.print(f"[red]error:[/] EMAIL: {exc}")
-        raise typer.Exit(2) from None
+        raise fail(f"EMAIL: {exc}", 2) from None
     password, generated = _read_password(password_stdin)
 
     async def work(session: AsyncSession) -> str:
@@ -237,8 +258,7 @@ def import_cmd(
     try:
         data = ExportFile.model_validate_json(file.read_bytes())
     except (OSError, ValidationError) as exc:
-        console.print(f"[red]error:[/] {file}: {str(exc).splitlines()[0]}")
-        raise typer.Exit(2) from None
+        raise fail(f"{file}: {str(exc).splitlines()[0]}", 2) from None
     workflows, versions = _run(lambda session: import_orgs(session, data))
     console.print(f"imported {workflows} workflows and {versions} versions")
 

@@ -96,4 +96,16 @@ def _problems_everywhere(schema: dict[str, Any]) -> None:
                 responses["422"] = {"description": "Invalid input", "content": problem}
             if operation.get("parameters") and "422" not in responses:
                 responses["422"] = {"description": "Invalid input", "content": problem}
+            if "requestBody" in operation:
+                # Any body may be malformed, too large or in a media type the route does not take.
+                for code, description in _BODY_PROBLEMS.items():
+                    responses.setdefault(code, {"description": description, "content": problem})
             responses.setdefault("500", {"description": "Unexpected error", "content": problem})
+
+
+_BODY_PROBLEMS = {
+    "400": "The body is not valid JSON (or YAML)",
+    "413": "The body is too large",
+    "415": "Unsupported Content-Type",
+    "422": "Invalid input",
+}

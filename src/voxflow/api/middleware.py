@@ -11,6 +11,7 @@ import time
 import uuid
 
 import structlog
+from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from voxflow.api.metrics import Metrics
@@ -18,6 +19,7 @@ from voxflow.core.errors import PayloadTooLarge, problem_response, request_id_va
 
 log = structlog.get_logger("voxflow.http")
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+_METRIC_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 
 class RequestMiddleware:
@@ -90,7 +92,11 @@ class RequestMiddleware:
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > self.max_body_bytes:
-                    raise PayloadTooLarge(f"The body is larger than {self.max_body_bytes} bytes.")
+                    # An HTTPException, because FastAPI turns any other error raised while it
+                    # reads a JSON body into a 400; this one it passes on to the 413 handler.
+                    raise HTTPException(
+                        413, f"The body is larger than {self.max_body_bytes} bytes."
+                    )
             return message
 
         return limited_receive
@@ -99,7 +105,9 @@ class RequestMiddleware:
         route = scope.get("route")
         template = getattr(route, "path", None) or "<unmatched>"
         method = scope["method"]
-        self.metrics.observe(method, template, status, seconds)
+        # Clients choose the method: an open label set would let them grow the registry forever.
+        method_label = method if method in _METRIC_METHODS else "OTHER"
+        self.metrics.observe(method_label, template, status, seconds)
         log.info(
             "request",
             method=method,

@@ -41,6 +41,9 @@ class EpochCache(Generic[V]):
         except REDIS_ERRORS:
             log.warning("cache_epoch_unreachable", cache=self._epoch_key)
             self._entries.clear()
+            # Forget the epoch too: a value put now could not be invalidated (a bump made
+            # during the outage is lost), so `put` must refuse it until Redis answers again.
+            self._epoch = None
             return None
         return epoch.encode() if isinstance(epoch, str) else (epoch or b"0")
 

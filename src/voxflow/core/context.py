@@ -19,6 +19,8 @@ class AppContext:
     settings: Settings
     engine: AsyncEngine
     sessionmaker: async_sessionmaker[AsyncSession]
+    # Same engine and pool, no transaction: for requests that only read.
+    read_sessionmaker: async_sessionmaker[AsyncSession]
     redis: Redis | None
     rate_limits: RateLimits
     # Domains keep their per-process helpers here (credential cache, …) by name.
@@ -31,6 +33,7 @@ class AppContext:
             settings=settings,
             engine=engine,
             sessionmaker=create_sessionmaker(engine),
+            read_sessionmaker=create_sessionmaker(engine, autocommit=True),
             redis=create_redis(settings.redis_url),
             rate_limits=RateLimits(settings.redis_url),
         )

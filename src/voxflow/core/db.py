@@ -79,8 +79,16 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
-def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
-    return async_sessionmaker(engine, expire_on_commit=False, autoflush=False)
+def create_sessionmaker(
+    engine: AsyncEngine, *, autocommit: bool = False
+) -> async_sessionmaker[AsyncSession]:
+    """Sessions on `engine`; with `autocommit`, every statement commits on its own.
+
+    An autocommit session never sends BEGIN or COMMIT: one round trip per query instead of
+    three, for requests that only read (see `voxflow.core.deps.get_session`).
+    """
+    bind = engine.execution_options(isolation_level="AUTOCOMMIT") if autocommit else engine
+    return async_sessionmaker(bind, expire_on_commit=False, autoflush=False)
 
 
 async def session_scope(

@@ -196,7 +196,9 @@ async def _http_exception(_request: Request, exc: Exception) -> JSONResponse:
     detail = exc.detail if isinstance(exc.detail, str) else HTTPStatus(exc.status_code).phrase
     if exc.status_code == 404 and detail == "Not Found":
         detail = "No such route."
-    return problem_response(exc.status_code, detail, headers=exc.headers)
+    # A 413 raised while reading the body (see the request middleware) reads like ours.
+    slug = PayloadTooLarge.slug if exc.status_code == PayloadTooLarge.status else None
+    return problem_response(exc.status_code, detail, slug=slug, headers=exc.headers)
 
 
 async def _unhandled(_request: Request, exc: Exception) -> JSONResponse:

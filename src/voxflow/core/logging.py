@@ -34,8 +34,12 @@ def configure_logging(level: str = "info", fmt: str = "auto") -> None:
     if use_json:
         processors.append(structlog.processors.format_exc_info)
     processors.append(renderer)
+    # Loggers are cached on first use together with the processor list they saw; update
+    # that list in place so a later call (another app in the same process) still applies.
+    configured: list[Any] = structlog.get_config()["processors"]
+    configured[:] = processors
     structlog.configure(
-        processors=processors,
+        processors=configured,
         wrapper_class=structlog.make_filtering_bound_logger(
             logging.getLevelNamesMapping()[level.upper()]
         ),

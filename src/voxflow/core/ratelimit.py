@@ -10,7 +10,7 @@ import math
 import time
 
 import structlog
-from limits import RateLimitItem, parse
+from limits import RateLimitItem, parse_many
 from limits.aio.storage import MemoryStorage, RedisStorage, Storage
 from limits.aio.strategies import FixedWindowRateLimiter, MovingWindowRateLimiter, RateLimiter
 from limits.errors import StorageError
@@ -29,7 +29,7 @@ class RateLimits:
             self._redis = RedisStorage(
                 uri, wrap_exceptions=True, implementation="redispy", socket_timeout=1.0
             )
-        self._parsed: dict[str, RateLimitItem] = {}
+        self._parsed: dict[str, list[RateLimitItem]] = {}
 
     def _limiter(self, storage: Storage, precise: bool) -> RateLimiter:
         # Moving windows are exact but keep one entry per hit: use them for the small
@@ -37,8 +37,17 @@ class RateLimits:
         return MovingWindowRateLimiter(storage) if precise else FixedWindowRateLimiter(storage)
 
     async def hit(self, limit: str, *identifiers: str, precise: bool = False) -> None:
-        """Count one hit; raise RateLimited (429 with Retry-After) when over the limit."""
-        item = self._parsed.get(limit) or self._parsed.setdefault(limit, parse(limit))
+        """Count one hit; raise RateLimited (429 with Retry-After) when over the limit.
+
+        `limit` may list several ("10/minute;100/hour", as settings accept): each one holds.
+        """
+        items = self._parsed.get(limit) or self._parsed.setdefault(limit, parse_many(limit))
+        for item in items:
+            await self._hit(limit, item, identifiers, precise)
+
+    async def _hit(
+        self, limit: str, item: RateLimitItem, identifiers: tuple[str, ...], precise: bool
+    ) -> None:
         storage: Storage = self._memory
         if self._redis is not None:
             storage = self._redis
@@ -49,8 +58,11 @@ class RateLimits:
             allowed, limiter = await self._try(self._memory, item, identifiers, precise)
         if allowed:
             return
-        stats = await limiter.get_window_stats(item, *identifiers)
-        retry_after = max(1, math.ceil(stats.reset_time - time.time()))
+        try:
+            stats = await limiter.get_window_stats(item, *identifiers)
+            retry_after = max(1, math.ceil(stats.reset_time - time.time()))
+        except StorageError:  # Redis went away since the hit: the whole window is safe
+            retry_after = item.get_expiry()
         raise RateLimited(
             f"Too many requests; limit is {limit}. Retry in {retry_after} s.",
             headers={"Retry-After": str(retry_after)},

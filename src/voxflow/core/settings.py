@@ -75,7 +75,8 @@ def load_settings() -> Settings:
     except ValidationError as exc:
         first = exc.errors()[0]
         field = str(first["loc"][0]) if first["loc"] else "?"
-        raise SettingsError(f"VOXFLOW_{field.upper()}: {first['msg']}") from None
+        message = first["msg"].removeprefix("Value error, ")  # pydantic's, for our validators
+        raise SettingsError(f"VOXFLOW_{field.upper()}: {message}") from None
 
 
 @lru_cache(maxsize=1)

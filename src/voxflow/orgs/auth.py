@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from voxflow.core.cache import EpochCache
 from voxflow.core.context import AppContext
 from voxflow.core.db import utcnow
-from voxflow.core.deps import ContextDep, SessionDep
+from voxflow.core.deps import SessionDep
 from voxflow.core.errors import BadRequest, Forbidden, ProblemItem, Unauthorized
 from voxflow.orgs.models import Role
 from voxflow.orgs.repository import OrgRepository
@@ -101,11 +101,12 @@ async def _touch_api_key(context: AppContext, session: AsyncSession, key_id: str
 
 async def get_principal(
     request: Request,
-    context: ContextDep,
     session: SessionDep,
     bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
     cookie: Annotated[str | None, Depends(_cookie)],
 ) -> Principal:
+    # From the app rather than ContextDep: one dependency less to solve on every request.
+    context: AppContext = request.app.state.context
     if bearer is not None:
         if not bearer.credentials.startswith(API_KEY_PREFIX):
             raise Unauthorized(

@@ -48,7 +48,7 @@ class OrgRepository:
             .where(Membership.user_id == user_id)
             .order_by(Membership.created_at, Membership.org_id)
         )
-        return [(m, o) for m, o in result.tuples().all()]
+        return [(m, o) for m, o in result.all()]
 
     async def get_active_api_key_by_hash(self, key_hash: str) -> ApiKey | None:
         result = await self.session.execute(

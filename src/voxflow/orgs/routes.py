@@ -4,12 +4,13 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Request, Response, status
 
-from voxflow.core.deps import ContextDep, PageDep, SessionDep
-from voxflow.core.errors import Forbidden, problem_responses
+from voxflow.core.deps import NO_NUL, ContextDep, PageDep, SessionDep
+from voxflow.core.errors import Forbidden, Unauthorized, problem_responses
 from voxflow.core.pagination import Page, build_page
 from voxflow.core.routing import ApiRoute
 from voxflow.orgs import service
 from voxflow.orgs.auth import (
+    ORG_HEADER,
     SESSION_COOKIE,
     AdminDep,
     ApiKeyPrincipal,
@@ -33,7 +34,7 @@ from voxflow.orgs.schemas import (
 )
 
 router = APIRouter(prefix="/v1", route_class=ApiRoute)
-ApiKeyID = Annotated[str, Path(max_length=64, description="API key id (`key_…`)")]
+ApiKeyID = Annotated[str, Path(max_length=64, pattern=NO_NUL, description="API key id (`key_…`)")]
 AUTH_ERRORS = problem_responses(401, 403, 429)
 
 
@@ -107,6 +108,10 @@ async def me(principal: PrincipalDep, session: SessionDep, request: Request) -> 
     """The caller: a person with their memberships, or an API key with its org and role."""
     if isinstance(principal, ApiKeyPrincipal):
         key = await OrgRepository(session).get_api_key(principal.org_id, principal.key_id)
+        if key is None:  # revoked since it was authenticated (e.g. from a cached credential)
+            raise Unauthorized(
+                "The API key is unknown or revoked.", headers={"WWW-Authenticate": "Bearer"}
+            )
         return Me(
             user=None,
             memberships=[],
@@ -115,7 +120,9 @@ async def me(principal: PrincipalDep, session: SessionDep, request: Request) -> 
             api_key=ApiKeyOut.model_validate(key),
         )
     result = await _me_for_user(session, principal.user_id)
-    if result.org_id is None and len(result.memberships) > 1:
+    # Without Voxflow-Org a person in several orgs gets their memberships to pick from
+    # (org_id stays null); with it, the org is resolved as for any org route (403 if foreign).
+    if request.headers.get(ORG_HEADER):
         subject = await Authenticator(Role.member)(request, principal, session)
         result.org_id, result.role = subject.org_id, subject.role
     return result

@@ -4,6 +4,7 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, EmailStr, Field
 
+from voxflow.core.deps import NO_NUL
 from voxflow.orgs.models import Role
 
 
@@ -13,7 +14,7 @@ class LoginRequest(BaseModel):
 
 
 class OrgCreate(BaseModel):
-    name: str = Field(min_length=1, max_length=200)
+    name: str = Field(min_length=1, max_length=200, pattern=NO_NUL)
 
 
 class OrgOut(BaseModel):
@@ -39,7 +40,7 @@ class MembershipOut(BaseModel):
 
 
 class ApiKeyCreate(BaseModel):
-    name: str = Field(min_length=1, max_length=200)
+    name: str = Field(min_length=1, max_length=200, pattern=NO_NUL)
     role: Role = Field(
         default=Role.admin, description="What the key may do; at most the creator's own role"
     )
