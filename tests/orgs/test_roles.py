@@ -176,6 +176,17 @@ class TestAdmin:
 
         _assert_forbidden(response)
 
+    async def test_cannot_revoke_an_owner_key(
+        self, client: httpx.AsyncClient, org: OrgHandle, admin: Caller
+    ) -> None:
+        owner_keys = await client.get("/v1/api-keys", headers=org.headers)
+        owner_key = next(k for k in owner_keys.json()["items"] if k["role"] == "owner")
+
+        response = await client.delete(f"/v1/api-keys/{owner_key['id']}", headers=admin.headers)
+
+        _assert_forbidden(response)
+        assert (await client.get("/v1/me", headers=org.headers)).status_code == 200
+
 
 class TestPeople:
     """The same rules hold for a logged-in person, by the role of their membership."""

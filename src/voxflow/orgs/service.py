@@ -134,6 +134,8 @@ async def revoke_api_key(
     key = await OrgRepository(session).get_api_key(auth.org_id, key_id)
     if key is None:
         raise NotFound(f"No API key {key_id}.")
+    if not auth.role.allows(Role(key.role)):
+        raise Forbidden(f"Only an {key.role} can revoke an {key.role} key.")
     key.revoked_at = utcnow()
     # Commit before telling other processes, or one could re-cache the key as still valid.
     await session.commit()
