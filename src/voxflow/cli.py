@@ -128,6 +128,8 @@ def serve(
         reload=reload,
         workers=None if reload else workers,
         log_config=None,
+        # Our middleware logs every request; uvicorn's access log would only repeat it.
+        access_log=False,
         proxy_headers=True,
     )
 

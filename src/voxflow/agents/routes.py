@@ -7,14 +7,14 @@ from fastapi import APIRouter, Path, status
 from voxflow.agents import service
 from voxflow.agents.repository import AgentRepository
 from voxflow.agents.schemas import AgentCreate, AgentOut, AgentUpdate
-from voxflow.core.deps import PageDep, SessionDep
+from voxflow.core.deps import NO_NUL, PageDep, SessionDep
 from voxflow.core.errors import problem_responses
 from voxflow.core.pagination import Page, build_page
 from voxflow.core.routing import ApiRoute
 from voxflow.orgs.auth import AdminDep, MemberDep
 
 router = APIRouter(prefix="/v1/agents", tags=["agents"], route_class=ApiRoute)
-AgentID = Annotated[str, Path(max_length=64, description="Agent id (`agt_…`)")]
+AgentID = Annotated[str, Path(max_length=64, pattern=NO_NUL, description="Agent id (`agt_…`)")]
 READ_ERRORS = problem_responses(401, 403, 404, 429)
 WRITE_ERRORS = problem_responses(400, 401, 403, 404, 409, 413, 415, 422, 429)
 

@@ -1,17 +1,43 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import (
+    BaseModel,
+    Field,
+    StrictFloat,
+    StrictInt,
+    ValidationError,
+    ValidatorFunctionWrapHandler,
+    WrapValidator,
+)
+from pydantic_core import PydanticCustomError
+
+from voxflow.core.deps import NO_NUL
 
 AGENT_NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,99}$"
-VersionChoice = Literal["latest"] | int
+
+
+def _one_version_error(value: object, handler: ValidatorFunctionWrapHandler) -> object:
+    # One error at the field itself, not one per union member (`/version/literal['latest']`).
+    try:
+        return handler(value)
+    except ValidationError:
+        raise PydanticCustomError(
+            "version_choice", 'Input should be "latest" or a version number'
+        ) from None
+
+
+# Strict: `true` is not version 1, nor "2" version 2.
+VersionChoice = Annotated[Literal["latest"] | StrictInt, WrapValidator(_one_version_error)]
 
 
 class Canary(BaseModel):
-    version: int = Field(ge=1, le=2**31 - 1, description="Version that receives the canary share")
-    percent: float = Field(ge=0, le=100, description="Share of sessions sent to it, 0-100")
+    version: StrictInt = Field(
+        ge=1, le=2**31 - 1, description="Version that receives the canary share"
+    )
+    percent: StrictFloat = Field(ge=0, le=100, description="Share of sessions sent to it, 0-100")
 
 
 class AgentOverrides(BaseModel):
@@ -25,7 +51,7 @@ class AgentOverrides(BaseModel):
 
 class AgentCreate(BaseModel):
     name: str = Field(pattern=AGENT_NAME_PATTERN, description="Unique in the org, e.g. `luigis`")
-    workflow_id: str = Field(max_length=64)
+    workflow_id: str = Field(max_length=64, pattern=NO_NUL)
     version: VersionChoice = Field(
         default="latest", description='"latest" or a published version number'
     )

@@ -6,6 +6,7 @@ import hashlib
 import json
 
 from pydantic import ValidationError
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from voxflow.agents.models import Agent
@@ -68,7 +69,24 @@ async def _check_name_free(
 ) -> None:
     existing = await AgentRepository(session).get_by_name(auth.org_id, name)
     if existing is not None and existing.id != agent_id:
-        raise Conflict(f"An agent named {name!r} already exists.")
+        raise _name_taken(name)
+
+
+def _name_taken(name: str) -> Conflict:
+    return Conflict(f"An agent named {name!r} already exists.")
+
+
+async def _flush(session: AsyncSession, agent: Agent) -> None:
+    """Flush, turning a lost race for a name into the 409 the check above gives.
+
+    Two requests can both find a name free and both write it; the unique index on live names
+    lets only one through. (The agent row has no other constraint a request could break.)
+    """
+    name = agent.name  # read before: after a failed flush the object cannot be loaded
+    try:
+        await session.flush()
+    except IntegrityError:
+        raise _name_taken(name) from None
 
 
 def _apply_canary(agent: Agent, canary: Canary | None) -> None:
@@ -98,7 +116,7 @@ async def create_agent(session: AsyncSession, auth: AuthSubject, data: AgentCrea
     )
     _apply_canary(agent, data.canary)
     session.add(agent)
-    await session.flush()
+    await _flush(session, agent)
     return agent
 
 
@@ -130,7 +148,7 @@ async def update_agent(
         _check_overrides(data.overrides)
         agent.overrides = data.overrides.model_dump_json()
     agent.updated_at = utcnow()
-    await session.flush()
+    await _flush(session, agent)
     return agent
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -47,6 +48,7 @@ def create_app(settings: Settings | None = None, *, check_migrations: bool = Tru
         if check_migrations and not await is_at_head(context.engine):
             await context.close()
             raise DatabaseBehind("the database is behind the code: run: voxflow db upgrade")
+        _freeze_startup_heap()
         yield
         await context.close()
 
@@ -67,6 +69,18 @@ def create_app(settings: Settings | None = None, *, check_migrations: bool = Tru
     )
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
+
+
+def _freeze_startup_heap() -> None:
+    """Keep what start-up built out of the garbage collector's full passes.
+
+    Modules, the app and its routes live until the process exits, yet every full collection
+    re-scans them all: under load that stalled the event loop ~100 ms every second or two
+    (measured), which was the p99 of every route. Frozen objects are still freed by reference
+    counting; only cycles among them are never collected.
+    """
+    gc.collect()
+    gc.freeze()
 
 
 def _openapi(app: FastAPI) -> dict[str, Any]:

@@ -98,7 +98,10 @@ async def session_scope(
     async with sessionmaker() as session:
         try:
             yield session
-            await session.commit()
+            # A session nothing used (say, a request whose credential came from the cache) has
+            # no transaction: committing it would only cost time.
+            if session.in_transaction():
+                await session.commit()
         except BaseException:
             await session.rollback()
             raise

@@ -5,21 +5,25 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import Row, func, select, update
+from sqlalchemy import Row, bindparam, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from voxflow.workflows.models import Workflow, WorkflowVersion
 
-_DRAFT_VIEW = (
-    Workflow.id,
-    Workflow.name,
-    Workflow.revision,
-    Workflow.latest_version,
-    Workflow.created_at,
-    Workflow.updated_at,
-    Workflow.archived_at,
-    Workflow.draft,
-)
+_workflows = Workflow.__table__
+# Reading one workflow is the API's hot path. The query is built once, from table columns with
+# bound parameters: building a statement and running the ORM's compile step cost more than the
+# query itself, and the route needs plain columns, not an ORM object.
+_DRAFT_VIEW = select(
+    _workflows.c.id,
+    _workflows.c.name,
+    _workflows.c.revision,
+    _workflows.c.latest_version,
+    _workflows.c.created_at,
+    _workflows.c.updated_at,
+    _workflows.c.archived_at,
+    _workflows.c.draft,
+).where(_workflows.c.org_id == bindparam("org_id"), _workflows.c.id == bindparam("workflow_id"))
 
 
 DraftView = Row[str, str, int, int, datetime, datetime, datetime | None, str]
@@ -38,7 +42,7 @@ class WorkflowRepository:
     async def get_draft_view(self, org_id: str, workflow_id: str) -> DraftView | None:
         """The columns a read returns, without building an ORM object: reads are the hot path."""
         result = await self.session.execute(
-            select(*_DRAFT_VIEW).where(Workflow.org_id == org_id, Workflow.id == workflow_id)
+            _DRAFT_VIEW, {"org_id": org_id, "workflow_id": workflow_id}
         )
         return result.first()
 
@@ -54,6 +58,44 @@ class WorkflowRepository:
             query = query.where(Workflow.id > after)
         result = await self.session.execute(query.order_by(Workflow.id).limit(limit))
         return result.scalars().all()
+
+    async def write_draft(
+        self,
+        org_id: str,
+        workflow_id: str,
+        *,
+        expected_revision: int | None,
+        draft: str,
+        draft_sha256: str,
+        name: str,
+        updated_at: datetime,
+    ) -> int | None:
+        """Replace the draft and bump the revision; None when it is no longer `expected_revision`.
+
+        One conditional UPDATE (compare-and-set), so two editors who read the same revision can
+        never both write: the database lets only the first one match.
+        """
+        query = update(Workflow).where(Workflow.org_id == org_id, Workflow.id == workflow_id)
+        if expected_revision is not None:
+            query = query.where(Workflow.revision == expected_revision)
+        result = await self.session.execute(
+            query.values(
+                draft=draft,
+                draft_sha256=draft_sha256,
+                name=name,
+                revision=Workflow.revision + 1,
+                updated_at=updated_at,
+            )
+            .returning(Workflow.revision)
+            .execution_options(synchronize_session=False)
+        )
+        return result.scalar_one_or_none()
+
+    async def current_revision(self, org_id: str, workflow_id: str) -> int | None:
+        result = await self.session.execute(
+            select(Workflow.revision).where(Workflow.org_id == org_id, Workflow.id == workflow_id)
+        )
+        return result.scalar_one_or_none()
 
     async def claim_next_version(self, org_id: str, workflow_id: str, current: int) -> bool:
         """Move latest_version from `current` to `current + 1` unless someone else did first."""

@@ -1,11 +1,10 @@
 from __future__ import annotations
 
-import json
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response, status
 
-from voxflow.core.deps import PageDep, SessionDep
+from voxflow.core.deps import NO_NUL, PageDep, SessionDep
 from voxflow.core.errors import BadRequest, InvalidInput, NotFound, ProblemItem, problem_responses
 from voxflow.core.pagination import Page, build_page
 from voxflow.core.routing import ApiRoute
@@ -26,8 +25,9 @@ from voxflow.workflows.schemas import (
 
 router = APIRouter(prefix="/v1/workflows", tags=["workflows"], route_class=ApiRoute)
 
-WorkflowID = Annotated[str, Path(max_length=64, description="Workflow id (`wf_…`)")]
-VersionNumber = Annotated[int, Path(ge=1, le=2**31 - 1, description="Version number")]
+WorkflowID = Annotated[str, Path(max_length=64, pattern=NO_NUL, description="Workflow id (`wf_…`)")]
+MAX_VERSION = 2**31 - 1  # the version-number column is a 32-bit integer
+VersionNumber = Annotated[int, Path(ge=1, le=MAX_VERSION, description="Version number")]
 IfMatch = Annotated[str | None, Header(max_length=200, description="ETag of the draft you edited")]
 DOCUMENT_BODY: dict[str, Any] = {
     "requestBody": {
@@ -98,7 +98,10 @@ async def list_workflows(
     auth: MemberDep,
     session: SessionDep,
     page: PageDep,
-    q: Annotated[str | None, Query(max_length=200, description="Name contains (any case)")] = None,
+    q: Annotated[
+        str | None,
+        Query(max_length=200, pattern=NO_NUL, description="Name contains (any case)"),
+    ] = None,
 ) -> Page[WorkflowSummary]:
     rows = await WorkflowRepository(session).list(
         auth.org_id, name_contains=q, after=page.cursor, limit=page.limit + 1
@@ -117,19 +120,17 @@ async def get_workflow(workflow_id: WorkflowID, auth: MemberDep, session: Sessio
     if row is None:
         raise NotFound(f"No workflow {workflow_id}.")
     wf_id, name, revision, latest, created, updated, archived_at, draft = row
-    # The draft is stored as canonical JSON: splice it in rather than parse and re-serialise.
-    head = json.dumps(
-        {
-            "id": wf_id,
-            "name": name,
-            "revision": revision,
-            "latest_version": latest,
-            "created_at": created.isoformat(),
-            "updated_at": updated.isoformat(),
-            "archived": archived_at is not None,
-        },
-        ensure_ascii=False,
-    )
+    # The summary through its model, so times read as in every other response ("…Z"); the
+    # draft is stored as canonical JSON: splice it in rather than parse and re-serialise.
+    head = WorkflowSummary(
+        id=wf_id,
+        name=name,
+        revision=revision,
+        latest_version=latest,
+        created_at=created,
+        updated_at=updated,
+        archived=archived_at is not None,
+    ).model_dump_json()
     body = f'{head[:-1]},"draft":{draft}}}'.encode()
     return Response(
         body,
@@ -199,7 +200,11 @@ async def publish_workflow(
     return VersionSummary.model_validate(version)
 
 
-@router.get("/{workflow_id}/versions", response_model=Page[VersionSummary], responses=READ_ERRORS)
+@router.get(
+    "/{workflow_id}/versions",
+    response_model=Page[VersionSummary],
+    responses=problem_responses(400, 401, 403, 404, 429),
+)
 async def list_versions(
     workflow_id: WorkflowID, auth: MemberDep, session: SessionDep, page: PageDep
 ) -> Page[VersionSummary]:
@@ -211,9 +216,12 @@ async def list_versions(
 
 
 def _version_cursor(cursor: str | None) -> int | None:
-    if cursor is None:
+    # Empty means "from the start", as in every other list.
+    if not cursor:
         return None
-    if not cursor.isdigit():
+    # str.isdigit() also holds for superscripts and non-ASCII digits, which int() refuses or reads
+    # as other numbers; a cursor this list hands out is ASCII digits within the column's range.
+    if not (cursor.isascii() and cursor.isdigit()) or int(cursor) > MAX_VERSION:
         raise BadRequest(
             "Invalid cursor.",
             errors=[ProblemItem(detail="not a cursor from this list", parameter="cursor")],

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm.attributes import set_committed_value
 
 from voxflow.core.db import utcnow
 from voxflow.core.errors import (
@@ -34,8 +35,12 @@ def etag_for(revision: int) -> str:
     return f'"{revision}"'
 
 
-def check_if_match(if_match: str | None, workflow: Workflow) -> None:
-    """Refuse a write unless the client proves it saw the current draft (RFC 9110 If-Match)."""
+def check_if_match(if_match: str | None, workflow: Workflow) -> bool:
+    """Refuse a write unless the client proves it saw the current draft (RFC 9110 If-Match).
+
+    True when the client named the revision it read (not `*`): the write must then still find
+    that revision when it happens.
+    """
     current = etag_for(workflow.revision)
     if if_match is None:
         raise PreconditionRequired(
@@ -43,9 +48,16 @@ def check_if_match(if_match: str | None, workflow: Workflow) -> None:
             errors=[ProblemItem(detail="required", parameter="If-Match")],
         )
     tags = [tag.strip() for tag in if_match.split(",")]
-    if "*" in tags or current in tags:
-        return
-    raise PreconditionFailed(
+    if "*" in tags:
+        return False
+    if current in tags:
+        return True
+    raise _stale(workflow.revision)
+
+
+def _stale(revision: int) -> PreconditionFailed:
+    current = etag_for(revision)
+    return PreconditionFailed(
         "The draft changed since you read it; GET it again and re-apply your edit.",
         headers={"ETag": current},
         current_etag=current,
@@ -64,9 +76,18 @@ def _refuse_archived(workflow: Workflow) -> None:
         raise Conflict(f"Workflow {workflow.id} is archived; it can be read but not changed.")
 
 
+def _check_storable(document: WorkflowDocument) -> None:
+    # The name is also a column, and PostgreSQL text cannot hold NUL (the draft itself is JSON
+    # text, where NUL is escaped). Refused on every backend alike.
+    if "\x00" in document.name:
+        detail = "The name must not contain NUL characters."
+        raise InvalidInput(detail, errors=[ProblemItem(detail=detail, pointer="/name")])
+
+
 async def create_workflow(
     session: AsyncSession, auth: AuthSubject, document: WorkflowDocument
 ) -> tuple[Workflow, list[Finding]]:
+    _check_storable(document)
     canonical = dump_canonical(document)
     now = utcnow()
     workflow = Workflow(
@@ -92,20 +113,40 @@ async def update_draft(
     document: WorkflowDocument,
     if_match: str | None,
 ) -> tuple[Workflow, list[Finding]]:
+    _check_storable(document)
     workflow = await get_workflow(session, auth, workflow_id)
     _refuse_archived(workflow)
-    check_if_match(if_match, workflow)
-    _set_draft(workflow, dump_canonical(document), document.name)
-    await session.flush()
+    pinned = check_if_match(if_match, workflow)
+    await _write_draft(session, workflow, dump_canonical(document), document.name, pinned=pinned)
     return workflow, check_structure(document)
 
 
-def _set_draft(workflow: Workflow, canonical: str, name: str) -> None:
-    workflow.draft = canonical
-    workflow.draft_sha256 = document_sha256(canonical)
-    workflow.name = name
-    workflow.revision += 1
-    workflow.updated_at = utcnow()
+async def _write_draft(
+    session: AsyncSession, workflow: Workflow, canonical: str, name: str, *, pinned: bool
+) -> None:
+    """Store a new draft and bump the revision.
+
+    `pinned`: If-Match named the revision read, so the write happens only if nobody saved in
+    between; otherwise the client gets the 412 a stale If-Match gets.
+    """
+    repo = WorkflowRepository(session)
+    sha, now = document_sha256(canonical), utcnow()
+    revision = await repo.write_draft(
+        workflow.org_id,
+        workflow.id,
+        expected_revision=workflow.revision if pinned else None,
+        draft=canonical,
+        draft_sha256=sha,
+        name=name,
+        updated_at=now,
+    )
+    if revision is None:
+        current = await repo.current_revision(workflow.org_id, workflow.id)
+        raise _stale(current if current is not None else workflow.revision)
+    # Mirror the row into the loaded object without marking it dirty (no second UPDATE).
+    stored = {"draft": canonical, "draft_sha256": sha, "name": name, "updated_at": now}
+    for key, value in {**stored, "revision": revision}.items():
+        set_committed_value(workflow, key, value)
 
 
 async def archive(session: AsyncSession, auth: AuthSubject, workflow_id: str) -> None:
@@ -158,7 +199,8 @@ async def publish(session: AsyncSession, auth: AuthSubject, workflow_id: str) ->
     )
     session.add(version)
     await session.flush()
-    workflow.latest_version = current + 1
+    # claim_next_version already stored it; only the loaded object needs to know.
+    set_committed_value(workflow, "latest_version", current + 1)
     return version
 
 
@@ -203,9 +245,7 @@ async def restore(
     version = await get_version(session, auth, workflow_id, number)
     workflow = await get_workflow(session, auth, workflow_id)
     _refuse_archived(workflow)
-    if if_match is not None:
-        check_if_match(if_match, workflow)
+    pinned = if_match is not None and check_if_match(if_match, workflow)
     document = WorkflowDocument.model_validate_json(version.document)
-    _set_draft(workflow, version.document, document.name)
-    await session.flush()
+    await _write_draft(session, workflow, version.document, document.name, pinned=pinned)
     return workflow
