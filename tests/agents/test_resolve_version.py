@@ -7,23 +7,13 @@ from typing import Any
 import httpx
 import pytest
 
-from support import OrgHandle, create_workflow, publish, replace_draft, workflow_document
+from support import OrgHandle, publish, replace_draft, workflow_document
 from voxflow.agents.models import Agent
 from voxflow.agents.repository import AgentRepository
 from voxflow.agents.service import resolve_version
 from voxflow.core.context import AppContext
 
 KEYS = [f"caller-{n}" for n in range(10_000)]
-
-
-@pytest.fixture
-async def workflow_id(client: httpx.AsyncClient, org: OrgHandle) -> str:
-    """A workflow with versions 1 and 2 published."""
-    workflow_id = await create_workflow(client, org)
-    await publish(client, org, workflow_id)
-    await replace_draft(client, org, workflow_id, workflow_document(greeting="Version two."))
-    await publish(client, org, workflow_id)
-    return workflow_id
 
 
 async def deploy(client: httpx.AsyncClient, org: OrgHandle, **body: Any) -> str:
