@@ -13,7 +13,8 @@ the benchmark's) and wrk (`apt-get install wrk`). In one run, on the same machin
 3. `voxflow serve --workers 2` (Redis credential cache on, rate limit out of the way, log level
    warning) and the baseline under uvicorn with 2 workers;
 4. wrk, back to back after a short warm-up: (a) Voxflow's read with random ids and the API key,
-   (b) Voxflow's /healthz, (c) the naive read;
+   (b) Voxflow's /healthz, (c) the naive read, (d) Voxflow's read again on a second server with
+   the read cache off (VOXFLOW_READ_CACHE_SECONDS=0), so the database path is measured too;
 5. publish of a 200-node workflow: PUT a change, then time POST .../publish, ~50 times.
 
 Prints a table with PASS/FAIL against the targets of DESIGN.md, writes
@@ -541,6 +542,12 @@ def report(results: dict[str, Any]) -> bool:
             None,
         ),
         (
+            "Voxflow read, cache off / naive read",
+            "(info)",
+            f"{ratios['uncached_over_naive']:.2f}x",
+            None,
+        ),
+        (
             "naive CPU per request / Voxflow's",
             "(info)",
             f"{ratios['naive_cpu_over_voxflow_cpu']:.2f}x",
@@ -676,7 +683,7 @@ def main() -> int:
                 raise RuntimeError(f"baseline seed failed:\n{seeded.stdout}{seeded.stderr}")
             naive_bytes = int(seeded.stdout.rsplit(":", 1)[1])
 
-            voxflow_port, naive_port = free_ports(2)
+            voxflow_port, naive_port, uncached_port = free_ports(3)
             workers = str(args.workers)
             servers.append(
                 start_server(
@@ -701,9 +708,19 @@ def main() -> int:
                     logs,
                 )
             )
+            # The same service with its read cache off: every read goes to PostgreSQL.
+            servers.append(
+                start_server(
+                    "voxflow-uncached",
+                    [str(VOXFLOW), "serve", "--port", str(uncached_port), "--workers", workers],
+                    {**voxflow_env, "VOXFLOW_READ_CACHE_SECONDS": "0"},
+                    uncached_port,
+                    logs,
+                )
+            )
             for server in servers:
                 wait_ready(server)
-            voxflow, naive = servers
+            voxflow, naive, uncached = servers
 
             # One request of each kind by hand: wrk must measure 200s, not errors.
             headers = {"Authorization": f"Bearer {org['api_key']}"}
@@ -718,6 +735,8 @@ def main() -> int:
             warm = args.warmup
             run_wrk("warm-up", read_url, wrk, script=script, env=lua_env, duration_s=warm)
             run_wrk("warm-up", f"{naive.base_url}/w/", wrk, script=naive_script, duration_s=warm)
+            uncached_url = f"{uncached.base_url}/v1/workflows/"
+            run_wrk("warm-up", uncached_url, wrk, script=script, env=lua_env, duration_s=warm)
 
             runs = {
                 "voxflow_read": run_wrk(
@@ -737,6 +756,14 @@ def main() -> int:
                     wrk,
                     script=naive_script,
                     server=naive,
+                ),
+                "voxflow_read_uncached": run_wrk(
+                    "Voxflow GET /v1/workflows/{id}, read cache off",
+                    uncached_url,
+                    wrk,
+                    script=script,
+                    env=lua_env,
+                    server=uncached,
                 ),
             }
             publish = measure_publish(voxflow.base_url, org["api_key"], args.publishes)
@@ -765,6 +792,9 @@ def main() -> int:
             "ratios": {
                 "voxflow_over_naive": read / runs["naive_read"].requests_per_s,
                 "voxflow_over_healthz": read / runs["voxflow_healthz"].requests_per_s,
+                "uncached_over_naive": (
+                    runs["voxflow_read_uncached"].requests_per_s / runs["naive_read"].requests_per_s
+                ),
                 # Less sensitive to other work on the machine than req/s: CPU per request.
                 "naive_cpu_over_voxflow_cpu": (
                     (runs["naive_read"].server_cpu_ms_per_request or 0.0)

@@ -191,6 +191,27 @@ class TestInRedis:
         assert on_a + on_b == [200] * 5
         assert_rate_limited(sixth)
 
+    async def test_concurrent_hits_sharing_a_round_trip_let_exactly_the_limit_through(
+        self, database_url: str, redis_url: str, context: AppContext
+    ) -> None:
+        # 40 requests at once on two processes: their hits are coalesced into few INCRBYs,
+        # which must admit exactly as many as one INCR each would have.
+        org = await new_org(context)
+        settings = {"api_rate_limit": "7/minute", "redis_url": redis_url}
+        async with (
+            configured_app(database_url, **settings) as app_a,
+            configured_app(database_url, **settings) as app_b,
+            client_for(app_a) as a,
+            client_for(app_b) as b,
+        ):
+            responses = await asyncio.gather(
+                *(process.get("/v1/me", headers=org.headers) for process in [a, b] * 20)
+            )
+
+        statuses = [response.status_code for response in responses]
+        assert statuses.count(200) == 7
+        assert statuses.count(429) == 33
+
 
 class TestRedisUnreachable:
     """A limit kept in memory is better than an outage."""

@@ -9,6 +9,7 @@ from typing import Any
 
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
+from fastapi.routing import APIRoute
 
 from voxflow.agents.routes import router as agents_router
 from voxflow.api.health import router as health_router
@@ -19,6 +20,7 @@ from voxflow.core.errors import PROBLEM_MEDIA_TYPE, Problem, install_error_handl
 from voxflow.core.logging import configure_logging
 from voxflow.core.migrations import is_at_head
 from voxflow.core.settings import Settings, get_settings
+from voxflow.orgs.auth import SECURITY_SCHEMES, needs_credentials
 from voxflow.orgs.routes import router as orgs_router
 from voxflow.workflows.routes import router as workflows_router
 
@@ -27,6 +29,9 @@ API_DESCRIPTION = """Design, version, test and run voice AI agents as workflows.
 Authenticate with `Authorization: Bearer <api key>` or the session cookie set by
 `POST /v1/auth/login`. Every error is `application/problem+json` (RFC 9457).
 """
+
+
+ROUTERS = (health_router, orgs_router, workflows_router, agents_router)
 
 
 class DatabaseBehind(RuntimeError):
@@ -58,11 +63,14 @@ def create_app(settings: Settings | None = None, *, check_migrations: bool = Tru
         description=API_DESCRIPTION,
         lifespan=lifespan,
         redirect_slashes=False,
+        # Voxflow exports Prometheus metrics and Sentry errors. FastAPI's OpenTelemetry hooks
+        # would look up the global providers on every request for nothing.
+        telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     app.state.context = context
     app.state.metrics = Metrics(context.engine)
     install_error_handlers(app)
-    for router in (health_router, orgs_router, workflows_router, agents_router):
+    for router in ROUTERS:
         app.include_router(router)
     app.add_middleware(
         RequestMiddleware, metrics=app.state.metrics, max_body_bytes=settings.max_body_bytes
@@ -94,10 +102,21 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
         "Problem", Problem.model_json_schema(ref_template="#/components/schemas/{model}")
     )
     _problems_everywhere(schema)
+    _security_where_needed(schema)
     for unused in ("HTTPValidationError", "ValidationError"):
         schemas.pop(unused, None)
     app.openapi_schema = schema
     return schema
+
+
+def _security_where_needed(schema: dict[str, Any]) -> None:
+    schema["components"]["securitySchemes"] = SECURITY_SCHEMES
+    either: list[dict[str, list[str]]] = [{name: []} for name in SECURITY_SCHEMES]
+    routes = (route for router in ROUTERS for route in router.routes)
+    for route in routes:
+        if isinstance(route, APIRoute) and needs_credentials(route.dependant):
+            for method in route.methods or ():
+                schema["paths"][route.path_format][method.lower()]["security"] = either
 
 
 def _problems_everywhere(schema: dict[str, Any]) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -91,17 +91,40 @@ def create_sessionmaker(
     return async_sessionmaker(bind, expire_on_commit=False, autoflush=False)
 
 
+Change = tuple[str, str]
+OnCommit = Callable[[set[Change]], Awaitable[None]]
+_CHANGES = "voxflow.changes"
+
+
+def record_change(session: AsyncSession, topic: str, key: str) -> None:
+    """Note that `key` of `topic` (say, one workflow) changes in this transaction.
+
+    `session_scope` hands the set to its `on_commit` once the commit succeeded, so caches in
+    every process can drop what they hold for it; a rollback discards it.
+    """
+    session.info.setdefault(_CHANGES, set()).add((topic, key))
+
+
 async def session_scope(
-    sessionmaker: async_sessionmaker[AsyncSession],
+    sessionmaker: async_sessionmaker[AsyncSession], *, on_commit: OnCommit | None = None
 ) -> AsyncIterator[AsyncSession]:
     """One transaction per unit of work: commit on success, roll back on any error."""
-    async with sessionmaker() as session:
-        try:
-            yield session
-            # A session nothing used (say, a request whose credential came from the cache) has
-            # no transaction: committing it would only cost time.
-            if session.in_transaction():
-                await session.commit()
-        except BaseException:
-            await session.rollback()
-            raise
+    session = sessionmaker()
+    try:
+        yield session
+        # A session nothing used (say, a request whose credential came from the cache) has
+        # no transaction: committing it would only cost time.
+        if session.in_transaction():
+            await session.commit()
+    except BaseException:
+        session.info.pop(_CHANGES, None)
+        await session.rollback()
+        raise
+    finally:
+        # Likewise an unused session holds no connection and no objects, and closing it would
+        # cost a greenlet hop on every cached read.
+        if session.in_transaction() or session.identity_map:
+            await session.close()
+    changes: set[Change] | None = session.info.pop(_CHANGES, None)
+    if changes and on_commit is not None:
+        await on_commit(changes)

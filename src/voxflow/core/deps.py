@@ -36,7 +36,7 @@ async def get_session(connection: HTTPConnection) -> AsyncIterator[AsyncSession]
     # round trip instead of BEGIN, SELECT, COMMIT. Everything else runs in one transaction.
     read_only = connection.scope.get("method") in _READ_METHODS
     sessionmaker = context.read_sessionmaker if read_only else context.sessionmaker
-    async for session in session_scope(sessionmaker):
+    async for session in session_scope(sessionmaker, on_commit=context.announce_changes):
         yield session
 
 

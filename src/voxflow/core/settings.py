@@ -37,6 +37,10 @@ class Settings(BaseSettings):
     # revocation immediate across processes, so the cache is only on when Redis is.
     auth_cache_seconds: float = Field(default=30.0, ge=0)
     api_key_touch_seconds: float = Field(default=60.0, ge=0)
+    # Workflow reads served from memory; each change drops its entry in every process
+    # (a Redis epoch per workflow), so the age limit is only a backstop. Needs Redis.
+    read_cache_seconds: float = Field(default=300.0, ge=0)
+    read_cache_mb: int = Field(default=64, ge=1)
 
     @field_validator("database_url")
     @classmethod

@@ -123,7 +123,7 @@ async def me(principal: PrincipalDep, session: SessionDep, request: Request) -> 
     # Without Voxflow-Org a person in several orgs gets their memberships to pick from
     # (org_id stays null); with it, the org is resolved as for any org route (403 if foreign).
     if request.headers.get(ORG_HEADER):
-        subject = await Authenticator(Role.member)(request, principal, session)
+        subject = await Authenticator(Role.member)(request, principal)
         result.org_id, result.role = subject.org_id, subject.role
     return result
 
@@ -169,8 +169,6 @@ async def list_api_keys(auth: AdminDep, session: SessionDep, page: PageDep) -> P
     status_code=status.HTTP_204_NO_CONTENT,
     responses=problem_responses(401, 403, 404, 429),
 )
-async def revoke_api_key(
-    key_id: ApiKeyID, auth: AdminDep, context: ContextDep, session: SessionDep
-) -> None:
+async def revoke_api_key(key_id: ApiKeyID, auth: AdminDep, session: SessionDep) -> None:
     """Revoke a key: it fails on the very next request, in every process."""
-    await service.revoke_api_key(context, session, auth, key_id)
+    await service.revoke_api_key(session, auth, key_id)

@@ -9,10 +9,10 @@ from datetime import timedelta
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from voxflow.core.context import AppContext
-from voxflow.core.db import utcnow
+from voxflow.core.db import record_change, utcnow
 from voxflow.core.errors import Conflict, Forbidden, NotFound, Unauthorized
 from voxflow.core.ids import new_id
-from voxflow.orgs.auth import AuthSubject, credential_cache
+from voxflow.orgs.auth import API_KEY_TOPIC, AuthSubject
 from voxflow.orgs.models import ApiKey, LoginSession, Membership, Organization, Role, User
 from voxflow.orgs.repository import OrgRepository
 from voxflow.orgs.tokens import (
@@ -128,15 +128,12 @@ async def create_api_key(
     return await _add_api_key(session, auth.org_id, name, role, created_by=auth.actor)
 
 
-async def revoke_api_key(
-    context: AppContext, session: AsyncSession, auth: AuthSubject, key_id: str
-) -> None:
+async def revoke_api_key(session: AsyncSession, auth: AuthSubject, key_id: str) -> None:
     key = await OrgRepository(session).get_api_key(auth.org_id, key_id)
     if key is None:
         raise NotFound(f"No API key {key_id}.")
     if not auth.role.allows(Role(key.role)):
         raise Forbidden(f"Only an {key.role} can revoke an {key.role} key.")
     key.revoked_at = utcnow()
-    # Commit before telling other processes, or one could re-cache the key as still valid.
-    await session.commit()
-    await credential_cache(context).invalidate_everywhere()
+    # Announced after the commit (session_scope), so no process can re-cache it as valid.
+    record_change(session, API_KEY_TOPIC, key.key_hash)

@@ -4,13 +4,14 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response, status
 
-from voxflow.core.deps import NO_NUL, PageDep, SessionDep
-from voxflow.core.errors import BadRequest, InvalidInput, NotFound, ProblemItem, problem_responses
+from voxflow.core.deps import NO_NUL, ContextDep, PageDep, SessionDep
+from voxflow.core.errors import BadRequest, InvalidInput, ProblemItem, problem_responses
 from voxflow.core.pagination import Page, build_page
 from voxflow.core.routing import ApiRoute
 from voxflow.dsl import DocumentInvalid, WorkflowDocument, load_document
 from voxflow.orgs.auth import AdminDep, MemberDep
 from voxflow.workflows import service
+from voxflow.workflows.draft_view import read_draft_view
 from voxflow.workflows.models import Workflow, WorkflowVersion
 from voxflow.workflows.repository import WorkflowRepository
 from voxflow.workflows.schemas import (
@@ -115,28 +116,9 @@ async def list_workflows(
     responses=READ_ERRORS,
     response_description="The workflow with its draft; the ETag header identifies the draft",
 )
-async def get_workflow(workflow_id: WorkflowID, auth: MemberDep, session: SessionDep) -> Response:
-    row = await WorkflowRepository(session).get_draft_view(auth.org_id, workflow_id)
-    if row is None:
-        raise NotFound(f"No workflow {workflow_id}.")
-    wf_id, name, revision, latest, created, updated, archived_at, draft = row
-    # The summary through its model, so times read as in every other response ("…Z"); the
-    # draft is stored as canonical JSON: splice it in rather than parse and re-serialise.
-    head = WorkflowSummary(
-        id=wf_id,
-        name=name,
-        revision=revision,
-        latest_version=latest,
-        created_at=created,
-        updated_at=updated,
-        archived=archived_at is not None,
-    ).model_dump_json()
-    body = f'{head[:-1]},"draft":{draft}}}'.encode()
-    return Response(
-        body,
-        media_type="application/json",
-        headers={"ETag": service.etag_for(revision)},
-    )
+async def get_workflow(workflow_id: WorkflowID, auth: MemberDep, context: ContextDep) -> Response:
+    view = await read_draft_view(context, auth, workflow_id)
+    return Response(view.body, media_type="application/json", headers={"ETag": view.etag})
 
 
 @router.put(

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import set_committed_value
 
-from voxflow.core.db import utcnow
+from voxflow.core.db import record_change, utcnow
 from voxflow.core.errors import (
     Conflict,
     InvalidInput,
@@ -29,6 +29,10 @@ from voxflow.dsl import (
 from voxflow.orgs.auth import AuthSubject
 from voxflow.workflows.models import Workflow, WorkflowVersion
 from voxflow.workflows.repository import WorkflowRepository
+
+# Changes to a workflow row (draft, name, archive, latest version) are recorded under this
+# topic, so the cached read views of it drop in every process once the change commits.
+WORKFLOW_TOPIC = "workflow"
 
 
 def etag_for(revision: int) -> str:
@@ -131,6 +135,7 @@ async def _write_draft(
     """
     repo = WorkflowRepository(session)
     sha, now = document_sha256(canonical), utcnow()
+    record_change(session, WORKFLOW_TOPIC, workflow.id)
     revision = await repo.write_draft(
         workflow.org_id,
         workflow.id,
@@ -152,6 +157,7 @@ async def _write_draft(
 async def archive(session: AsyncSession, auth: AuthSubject, workflow_id: str) -> None:
     workflow = await get_workflow(session, auth, workflow_id)
     if workflow.archived_at is None:
+        record_change(session, WORKFLOW_TOPIC, workflow.id)
         workflow.archived_at = utcnow()
         await session.flush()
 
@@ -185,6 +191,7 @@ async def publish(session: AsyncSession, auth: AuthSubject, workflow_id: str) ->
                 ProblemItem(detail=f"{f.code}: {f.message}", pointer=f.pointer) for f in errors
             ],
         )
+    record_change(session, WORKFLOW_TOPIC, workflow.id)
     if not await repo.claim_next_version(auth.org_id, workflow.id, current):
         raise Conflict("Another publish of this workflow happened at the same time; try again.")
     version = WorkflowVersion(
