@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 DEV_STAMP := $(VENV)/.installed-dev
 PG_URL ?= postgresql+asyncpg://postgres@127.0.0.1:5432/postgres
 
-.PHONY: install install-dev run test lint typecheck pytest bench lock clean
+.PHONY: install install-dev run test lint typecheck pytest scenarios bench lock clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -50,7 +50,11 @@ pytest: install-dev
 	VOXFLOW_TEST_POSTGRES_URL=$(PG_URL) $(BIN)/pytest -q -m slow; rc=$$?; \
 		if [ $$rc -eq 5 ]; then rc=0; fi; exit $$rc
 
-test: lint typecheck pytest
+# The example flows' scenario tests, exactly as a user runs them.
+scenarios: install
+	$(BIN)/voxflow test examples/
+
+test: lint typecheck pytest scenarios
 
 bench: install-dev
 	@command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)

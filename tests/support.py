@@ -150,3 +150,30 @@ async def publish(client: httpx.AsyncClient, org: OrgHandle, workflow_id: str) -
     assert response.status_code == 201, response.text
     number: int = response.json()["number"]
     return number
+
+
+@dataclass(frozen=True)
+class Deployed:
+    """A workflow published once and an agent on it, in `org`."""
+
+    org: OrgHandle
+    workflow_id: str
+    agent_id: str
+
+
+async def deploy(
+    client: httpx.AsyncClient, org: OrgHandle, document_yaml: bytes, name: str = "luigis"
+) -> Deployed:
+    created = await client.post(
+        "/v1/workflows",
+        content=document_yaml,
+        headers={**org.headers, "Content-Type": "application/yaml"},
+    )
+    assert created.status_code == 201, created.text
+    workflow_id: str = created.json()["id"]
+    await publish(client, org, workflow_id)
+    agent = await client.post(
+        "/v1/agents", json={"name": name, "workflow_id": workflow_id}, headers=org.headers
+    )
+    assert agent.status_code == 201, agent.text
+    return Deployed(org, workflow_id, agent.json()["id"])

@@ -8,9 +8,10 @@ import sys
 from collections.abc import Awaitable, Callable
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, TypeVar
+from typing import TYPE_CHECKING, Annotated, TypeVar
 
 import typer
+from pydantic import JsonValue
 from rich.console import Console
 from rich.markup import escape
 from sqlalchemy import make_url
@@ -20,6 +21,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from voxflow.core.context import AppContext
 from voxflow.core.errors import VoxflowError
 from voxflow.core.settings import Settings, SettingsError, load_settings
+
+if TYPE_CHECKING:
+    from voxflow.runtime import LoadedAgent
 
 app = typer.Typer(
     help="Voxflow: voice AI agents as versioned workflows.",
@@ -131,6 +135,8 @@ def serve(
         # Our middleware logs every request; uvicorn's access log would only repeat it.
         access_log=False,
         proxy_headers=True,
+        # Session streams take small JSON messages; refuse bigger frames before reading them.
+        ws_max_size=64 * 1024,
     )
 
 
@@ -287,6 +293,76 @@ def demo(
         f"  agent     luigis ({created.agent_id})\n"
         f"  workflow  {created.workflow_id}\n"
     )
+
+
+@app.command("test")
+def scenarios_test(
+    paths: Annotated[
+        list[Path],
+        typer.Argument(exists=True, metavar="PATH", help="Scenario files, or folders to search"),
+    ],
+    junit: Annotated[Path | None, typer.Option(help="Also write a JUnit XML report")] = None,
+    llm: Annotated[
+        bool, typer.Option("--llm/--no-llm", help="Conversations use the configured model")
+    ] = False,
+) -> None:
+    """Run *.scenario.yaml files against their workflows; exit 1 if any failed."""
+    from voxflow.scenarios.cli import UsageProblem, run_tests
+
+    try:
+        code = run_tests(paths, junit=junit, use_llm=llm, settings=_settings(), out=out)
+    except UsageProblem as exc:
+        raise fail(str(exc), 2) from None
+    raise typer.Exit(code)
+
+
+@app.command()
+def chat(
+    file: Annotated[
+        Path | None,
+        typer.Argument(exists=True, dir_okay=False, metavar="FILE", help="Workflow YAML or JSON"),
+    ] = None,
+    agent: Annotated[str | None, typer.Option(help="Agent name or id, from the database")] = None,
+    org: Annotated[str | None, typer.Option(help="The agent's org id, if names clash")] = None,
+    var: Annotated[list[str] | None, typer.Option(help="Initial variable NAME=VALUE")] = None,
+    llm: Annotated[bool, typer.Option("--llm/--no-llm", help="Use the configured model")] = False,
+) -> None:
+    """Talk to a workflow FILE or a deployed --agent in the terminal (offline unless --llm)."""
+    from voxflow.scenarios import chat as chats
+    from voxflow.scenarios.cli import configured_llm
+    from voxflow.tools import default_registry
+
+    settings = _settings()
+    if (file is None) == (agent is None):
+        raise fail("give either a workflow FILE or --agent NAME", 2)
+    if llm and settings.llm_model is None:
+        raise fail("--llm needs a model: set VOXFLOW_LLM_MODEL (and VOXFLOW_LLM_BASE_URL)", 2)
+    tools = default_registry(allow_private_networks=settings.tools_allow_private_networks)
+    variables: dict[str, JsonValue] = {}
+    try:
+        if file is not None:
+            version = chats.compile_file(file, tools)
+        else:
+            loaded = _load_agent(settings, agent or "", org)
+            version, variables = loaded.compiled, loaded.variables
+            console.print(f"[dim]agent {escape(loaded.name)}, version {loaded.version_number}[/]")
+        variables.update(chats.parse_variables(var or []))
+        model = configured_llm(settings) if llm else None
+        reader = chats.stdin_reader(out)
+        chats.run_chat(version, variables, llm=model, tools=tools, out=out, read_line=reader)
+    except chats.ChatProblem as exc:
+        raise fail(str(exc), exc.code) from None
+
+
+def _load_agent(settings: Settings, agent: str, org: str | None) -> LoadedAgent:
+    from voxflow.scenarios.chat import load_agent
+
+    try:
+        return load_agent(settings, agent, org)
+    except VoxflowError as exc:
+        raise fail(exc.detail) from None
+    except DB_UNREACHABLE as exc:
+        raise _unreachable(exc) from None
 
 
 def main() -> None:

@@ -40,7 +40,7 @@ async def load_demo(session: AsyncSession, example_yaml: bytes) -> DemoCreated |
     auth = AuthSubject(new.org.id, Role.owner, api_key_id=new.api_key.record.id)
     document = load_document(example_yaml, "application/yaml")
     workflow, _ = await workflows.create_workflow(session, auth, document)
-    await workflows.publish(session, auth, workflow.id)
+    await workflows.publish(session, auth, workflow.id, None)  # Luigi's calls no tools
     agent = await agents.create_agent(
         session, auth, AgentCreate(name="luigis", workflow_id=workflow.id, version="latest")
     )

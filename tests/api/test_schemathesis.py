@@ -61,10 +61,10 @@ def _org_like_the_cli(database_url: str) -> FuzzOrg:
             async with context.sessionmaker() as session:
                 document = parse_document(workflow_document())
                 workflow, _ = await workflow_service.create_workflow(session, auth, document)
-                await workflow_service.publish(session, auth, workflow.id)
+                await workflow_service.publish(session, auth, workflow.id, None)
                 document = parse_document(workflow_document(greeting="Two."))
                 await workflow_service.update_draft(session, auth, workflow.id, document, "*")
-                await workflow_service.publish(session, auth, workflow.id)
+                await workflow_service.publish(session, auth, workflow.id, None)
                 agent = await agent_service.create_agent(
                     session, auth, AgentCreate(name="fuzz", workflow_id=workflow.id)
                 )

@@ -24,6 +24,7 @@ METHODS = ("get", "put", "post", "patch", "delete")
 BODIES: dict[str, Any] = {
     "WorkflowDocument": workflow_document("Hijacked", "Someone else's words."),
     "AgentUpdate": {"name": "hijacked", "version": 1, "canary": None},
+    "UserText": {"text": "let me in"},
 }
 # `*` matches any draft: only the org check may stop a write.
 HEADERS = {"If-Match": "*"}
@@ -37,6 +38,7 @@ class Resources:
     agent_id: str
     key_id: str
     key: str
+    call_id: str
 
     def path_values(self) -> dict[str, str]:
         return {
@@ -46,6 +48,8 @@ class Resources:
             "new": "2",
             "agent_id": self.agent_id,
             "key_id": self.key_id,
+            "session_id": self.call_id,
+            "call_id": self.call_id,
         }
 
 
@@ -58,6 +62,8 @@ def missing_values() -> dict[str, str]:
         "new": "2",
         "agent_id": new_id("agt"),
         "key_id": new_id("key"),
+        "session_id": (call_id := new_id("call")),
+        "call_id": call_id,
     }
 
 
@@ -134,7 +140,17 @@ async def resources(client: httpx.AsyncClient, org: OrgHandle) -> Resources:
         "/v1/api-keys", json={"name": "ci", "role": "admin"}, headers=org.headers
     )
     assert key.status_code == 201, key.text
-    return Resources(workflow_id, agent.json()["id"], key.json()["id"], key.json()["key"])
+    call = await client.post(
+        "/v1/sessions", json={"agent_id": agent.json()["id"]}, headers=org.headers
+    )
+    assert call.status_code == 201, call.text
+    return Resources(
+        workflow_id,
+        agent.json()["id"],
+        key.json()["id"],
+        key.json()["key"],
+        call.json()["session_id"],
+    )
 
 
 async def snapshot(

@@ -101,7 +101,7 @@ class TestDiffDocuments:
             ("changed", "/settings/global_routes", None),
         ]
         assert (changes[0].old, changes[0].new) == (600, 300)
-        assert changes[1].old == []
+        assert [route["intent"] for route in changes[1].old] == ["human"]
 
     def test_variables_added_removed_and_changed(self) -> None:
         new = luigis()

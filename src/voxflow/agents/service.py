@@ -19,13 +19,17 @@ from voxflow.agents.schemas import (
     Canary,
     VersionChoice,
 )
-from voxflow.core.db import utcnow
+from voxflow.core.db import record_change, utcnow
 from voxflow.core.errors import Conflict, InvalidInput, NotFound, ProblemItem, json_pointer
 from voxflow.core.ids import new_id
 from voxflow.dsl import WorkflowSettings
 from voxflow.orgs.auth import AuthSubject
 from voxflow.workflows.models import Workflow
 from voxflow.workflows.repository import WorkflowRepository
+
+# Changes to an agent (pin, canary, overrides, deletion) are announced under this topic after
+# commit, so processes that resolved the agent before resolve it again (`voxflow.runtime`).
+AGENT_TOPIC = "agent"
 
 
 def _invalid(pointer: str, detail: str) -> InvalidInput:
@@ -83,6 +87,7 @@ async def _flush(session: AsyncSession, agent: Agent) -> None:
     lets only one through. (The agent row has no other constraint a request could break.)
     """
     name = agent.name  # read before: after a failed flush the object cannot be loaded
+    record_change(session, AGENT_TOPIC, agent.id)
     try:
         await session.flush()
     except IntegrityError:
@@ -155,6 +160,7 @@ async def update_agent(
 async def delete_agent(session: AsyncSession, auth: AuthSubject, agent_id: str) -> None:
     agent = await get_agent(session, auth, agent_id)
     agent.deleted_at = utcnow()
+    record_change(session, AGENT_TOPIC, agent.id)
     await session.flush()
 
 

@@ -22,6 +22,9 @@ from voxflow.core.migrations import is_at_head
 from voxflow.core.settings import Settings, get_settings
 from voxflow.orgs.auth import SECURITY_SCHEMES, needs_credentials
 from voxflow.orgs.routes import router as orgs_router
+from voxflow.runtime import runtime_loader
+from voxflow.sessions.call_routes import router as calls_router
+from voxflow.sessions.routes import router as sessions_router
 from voxflow.workflows.routes import router as workflows_router
 
 API_DESCRIPTION = """Design, version, test and run voice AI agents as workflows.
@@ -31,7 +34,14 @@ Authenticate with `Authorization: Bearer <api key>` or the session cookie set by
 """
 
 
-ROUTERS = (health_router, orgs_router, workflows_router, agents_router)
+ROUTERS = (
+    health_router,
+    orgs_router,
+    workflows_router,
+    agents_router,
+    sessions_router,
+    calls_router,
+)
 
 
 class DatabaseBehind(RuntimeError):
@@ -53,8 +63,10 @@ def create_app(settings: Settings | None = None, *, check_migrations: bool = Tru
         if check_migrations and not await is_at_head(context.engine):
             await context.close()
             raise DatabaseBehind("the database is behind the code: run: voxflow db upgrade")
+        await runtime_loader(context).start()
         _freeze_startup_heap()
         yield
+        await runtime_loader(context).close()
         await context.close()
 
     app = FastAPI(

@@ -13,6 +13,7 @@ to the database.
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable, Iterable
 from typing import Generic, TypeVar
@@ -45,6 +46,27 @@ async def bump_epochs(redis: Redis | None, changes: Iterable[tuple[str, str]]) -
         for topic, key in changes:
             pipe.hincrby(_epochs_key(topic), key, 1)
         await pipe.execute()
+
+
+# Committed changes are also published here, as JSON `[[topic, key], …]`, for listeners that
+# must act on a change rather than check an epoch on each use (the runtime loader).
+CHANGES_CHANNEL = "voxflow:changes"
+
+
+async def publish_changes(redis: Redis | None, changes: Iterable[tuple[str, str]]) -> None:
+    if redis is None:
+        return
+    payload = json.dumps(sorted([topic, key] for topic, key in changes))
+    await redis.publish(CHANGES_CHANNEL, payload)
+
+
+def parse_changes(payload: bytes | str) -> set[tuple[str, str]]:
+    """The changes of one message on `CHANGES_CHANNEL` (empty for anything malformed)."""
+    try:
+        items = json.loads(payload)
+        return {(str(topic), str(key)) for topic, key in items}
+    except (ValueError, TypeError):
+        return set()
 
 
 class EpochReader:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -10,7 +11,7 @@ import structlog
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from voxflow.core.cache import EpochReader, bump_epochs
+from voxflow.core.cache import EpochReader, bump_epochs, publish_changes
 from voxflow.core.db import Change, create_engine, create_sessionmaker
 from voxflow.core.ratelimit import RateLimits
 from voxflow.core.redis import REDIS_ERRORS, create_redis
@@ -32,6 +33,9 @@ class AppContext:
     rate_limits: RateLimits
     # Domains keep their per-process helpers here (credential cache, …) by name.
     extras: dict[str, Any] = field(default_factory=dict)
+    # Called in this process with every committed change set (the runtime loader listens);
+    # other processes hear of them through Redis pub/sub (`CHANGES_CHANNEL`).
+    change_listeners: list[Callable[[set[Change]], None]] = field(default_factory=list)
     _unannounced: set[Change] = field(default_factory=set)
     _announcer: asyncio.Task[None] | None = None
 
@@ -56,8 +60,11 @@ class AppContext:
         announcement is retried in the background until it lands; meanwhile no process can
         validate a cached entry, so none is served.
         """
+        for listener in self.change_listeners:
+            listener(changes)
         try:
             await bump_epochs(self.redis, changes)
+            await publish_changes(self.redis, changes)
         except REDIS_ERRORS:
             log.warning("changes_unannounced", changes=len(changes), retrying=True)
             self._unannounced |= changes
@@ -71,6 +78,7 @@ class AppContext:
             pending = set(self._unannounced)
             try:
                 await bump_epochs(self.redis, pending)
+                await publish_changes(self.redis, pending)
             except REDIS_ERRORS:
                 delay = min(delay * 2, 2.0)
                 continue

@@ -3,12 +3,26 @@
 from __future__ import annotations
 
 import logging
+import re
 import sys
 from typing import Any
 
 import structlog
 
 _SECRET_KEYS = frozenset({"password", "api_key", "token", "authorization", "cookie", "secret"})
+_TOKEN_IN_URL = re.compile(r"(token=)[^&\s\"']+")
+
+
+class _RedactUrlTokens(logging.Filter):
+    """uvicorn logs each WebSocket's path with its query: a session's stream token is in it."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.args:
+            record.msg = record.getMessage()
+            record.args = None
+        if isinstance(record.msg, str) and "token=" in record.msg:
+            record.msg = _TOKEN_IN_URL.sub(r"\1[redacted]", record.msg)
+        return True
 
 
 def _drop_secrets(_logger: Any, _name: str, event: dict[str, Any]) -> dict[str, Any]:
@@ -16,6 +30,9 @@ def _drop_secrets(_logger: Any, _name: str, event: dict[str, Any]) -> dict[str, 
     for key in event.keys() & _SECRET_KEYS:
         event[key] = "[redacted]"
     return event
+
+
+_URL_TOKENS = _RedactUrlTokens()
 
 
 def configure_logging(level: str = "info", fmt: str = "auto") -> None:
@@ -47,6 +64,7 @@ def configure_logging(level: str = "info", fmt: str = "auto") -> None:
         cache_logger_on_first_use=True,
     )
     logging.basicConfig(level=level.upper(), stream=sys.stderr, format="%(name)s: %(message)s")
+    logging.getLogger("uvicorn.error").addFilter(_URL_TOKENS)
     # uvicorn's access log would duplicate our request log line.
     logging.getLogger("uvicorn.access").disabled = True
     # Alembic announces its dialect on every readiness check; only its problems matter.

@@ -42,6 +42,19 @@ class Settings(BaseSettings):
     read_cache_seconds: float = Field(default=300.0, ge=0)
     read_cache_mb: int = Field(default=64, ge=1)
 
+    # The language model for conversations, extraction and scenario judges: any
+    # OpenAI-compatible endpoint. Unset model: offline (routes by examples, no judge).
+    llm_model: str | None = None
+    llm_base_url: str | None = None
+    llm_api_key: SecretStr | None = None
+    llm_timeout_s: float = Field(default=30.0, gt=0, le=300)
+    # Outbound HTTP of workflow tools may reach private addresses only when this is on.
+    tools_allow_private_networks: bool = False
+    # Compiled versions kept per process; agent → version answers are dropped on change
+    # (Redis pub/sub) or, without Redis, after this many seconds.
+    runtime_cache_versions: int = Field(default=256, ge=1)
+    runtime_resolution_ttl_s: float = Field(default=2.0, ge=0)
+
     @field_validator("database_url")
     @classmethod
     def _supported_driver(cls, value: str) -> str:

@@ -65,6 +65,15 @@ class WorkflowSettings(_Model):
     stt: str = Field("auto", max_length=200, description="Speech-to-text provider.")
     llm: str = Field("auto", max_length=200, description="Language model provider.")
     tts: str = Field("auto", max_length=200, description="Text-to-speech provider.")
+    region: str = Field(
+        "US", pattern=r"^[A-Z]{2}$", description="Default country for phone numbers (ISO 3166)."
+    )
+    match_threshold: StrictInt = Field(
+        75,
+        ge=1,
+        le=100,
+        description="Without an LLM: how closely (0-100) an utterance must match a route example.",
+    )
     global_routes: list[Route] = Field(
         [], description="Routes checked on every user turn before the node's own handling."
     )
@@ -107,6 +116,7 @@ class SayNode(_NodeBase):
     type: Literal["say"] = Field(description="Node type.")
     text: Text = Field(description="Jinja2 template of what to say.")
     next: NodeRef = Field(description="Node to continue with.")
+    on_error: NodeRef | None = Field(None, description="Node to go to when the text fails.")
 
 
 class ConversationNode(_NodeBase):
@@ -115,8 +125,12 @@ class ConversationNode(_NodeBase):
     type: Literal["conversation"] = Field(description="Node type.")
     prompt: Text = Field(description="Instructions for this part of the conversation.")
     routes: list[Route] = Field(min_length=1, description="Ways out of the node.")
+    reprompt: Text | None = Field(
+        None, description="What to say when no route matches (without an LLM)."
+    )
     max_turns: StrictInt = Field(3, ge=1, description="User turns before `fallback`.")
     fallback: NodeRef | None = Field(None, description="Node to go to after `max_turns`.")
+    on_error: NodeRef | None = Field(None, description="Node to go to on a runtime error.")
 
 
 class CollectNode(_NodeBase):
@@ -133,6 +147,7 @@ class CollectNode(_NodeBase):
     confirm: StrictBool = Field(False, description="Read the value back for confirmation.")
     next: NodeRef = Field(description="Node to continue with once the variable is set.")
     on_fail: NodeRef | None = Field(None, description="Node to go to when retries run out.")
+    on_error: NodeRef | None = Field(None, description="Node to go to on a runtime error.")
 
 
 class Branch(_Model):
@@ -148,6 +163,9 @@ class BranchNode(_NodeBase):
     type: Literal["branch"] = Field(description="Node type.")
     branches: list[Branch] = Field(min_length=1, description="Conditions, tried in order.")
     else_: NodeRef = Field(alias="else", description="Node to go to when no condition holds.")
+    on_error: NodeRef | None = Field(
+        None, description="Node to go to when a condition cannot be evaluated."
+    )
 
 
 class ActionNode(_NodeBase):

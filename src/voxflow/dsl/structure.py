@@ -53,17 +53,21 @@ class _Checker:
         match node:
             case SayNode():
                 yield from self._ref(node.next, (*at, "next"))
+                yield from self._ref(node.on_error, (*at, "on_error"))
             case ConversationNode():
                 yield from self._routes(node.routes, (*at, "routes"))
                 yield from self._ref(node.fallback, (*at, "fallback"))
+                yield from self._ref(node.on_error, (*at, "on_error"))
             case CollectNode():
                 yield from self._variable(node.variable, (*at, "variable"))
                 yield from self._ref(node.next, (*at, "next"))
                 yield from self._ref(node.on_fail, (*at, "on_fail"))
+                yield from self._ref(node.on_error, (*at, "on_error"))
             case BranchNode():
                 for index, branch in enumerate(node.branches):
                     yield from self._ref(branch.to, (*at, "branches", index, "to"))
                 yield from self._ref(node.else_, (*at, "else"))
+                yield from self._ref(node.on_error, (*at, "on_error"))
             case ActionNode():
                 yield from self._variable(node.result, (*at, "result"))
                 yield from self._ref(node.next, (*at, "next"))

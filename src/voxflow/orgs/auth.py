@@ -13,6 +13,7 @@ from typing import Annotated, Any
 from fastapi import Depends, Request
 from fastapi.dependencies.models import Dependant
 from sqlalchemy.ext.asyncio import AsyncSession
+from starlette.requests import HTTPConnection
 
 from voxflow.core.cache import EpochCache
 from voxflow.core.context import AppContext
@@ -119,7 +120,7 @@ async def _touch_api_key(context: AppContext, session: AsyncSession, key_id: str
     await OrgRepository(session).touch_api_key(key_id, utcnow())
 
 
-async def get_principal(request: Request) -> Principal:
+async def get_principal(request: HTTPConnection) -> Principal:
     """The caller's credential: an API key (`Authorization: Bearer vf_…`) or the login cookie.
 
     Read from the request directly rather than through FastAPI's security dependencies, and

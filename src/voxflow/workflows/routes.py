@@ -10,6 +10,7 @@ from voxflow.core.pagination import Page, build_page
 from voxflow.core.routing import ApiRoute
 from voxflow.dsl import DocumentInvalid, WorkflowDocument, load_document
 from voxflow.orgs.auth import AdminDep, MemberDep
+from voxflow.tools.configured import configured_tools
 from voxflow.workflows import service
 from voxflow.workflows.draft_view import read_draft_view
 from voxflow.workflows.models import Workflow, WorkflowVersion
@@ -149,10 +150,10 @@ async def archive_workflow(workflow_id: WorkflowID, auth: AdminDep, session: Ses
 
 @router.post("/{workflow_id}/validate", response_model=ValidationReport, responses=READ_ERRORS)
 async def validate_workflow(
-    workflow_id: WorkflowID, auth: MemberDep, session: SessionDep
+    workflow_id: WorkflowID, auth: MemberDep, session: SessionDep, context: ContextDep
 ) -> ValidationReport:
     """Check the draft and return every finding, each with a JSON pointer."""
-    findings = await service.validate(session, auth, workflow_id)
+    findings = await service.validate(session, auth, workflow_id, configured_tools(context))
     return ValidationReport(valid=all(f.severity != "error" for f in findings), findings=findings)
 
 
@@ -174,10 +175,14 @@ def _version_out(version: WorkflowVersion) -> VersionOut:
     responses=problem_responses(401, 403, 404, 409, 422, 429),
 )
 async def publish_workflow(
-    workflow_id: WorkflowID, auth: AdminDep, session: SessionDep, response: Response
+    workflow_id: WorkflowID,
+    auth: AdminDep,
+    session: SessionDep,
+    context: ContextDep,
+    response: Response,
 ) -> VersionSummary:
     """Publish the draft as the next immutable version (409 when nothing changed)."""
-    version = await service.publish(session, auth, workflow_id)
+    version = await service.publish(session, auth, workflow_id, configured_tools(context))
     response.headers["Location"] = f"/v1/workflows/{workflow_id}/versions/{version.number}"
     return VersionSummary.model_validate(version)
 

@@ -26,6 +26,7 @@ from voxflow.dsl import (
     document_sha256,
     dump_canonical,
 )
+from voxflow.dsl.lint import ToolCatalog, lint
 from voxflow.orgs.auth import AuthSubject
 from voxflow.workflows.models import Workflow, WorkflowVersion
 from voxflow.workflows.repository import WorkflowRepository
@@ -167,12 +168,17 @@ def draft_document(workflow: Workflow) -> WorkflowDocument:
     return WorkflowDocument.model_validate_json(workflow.draft)
 
 
-async def validate(session: AsyncSession, auth: AuthSubject, workflow_id: str) -> list[Finding]:
+async def validate(
+    session: AsyncSession, auth: AuthSubject, workflow_id: str, tools: ToolCatalog | None
+) -> list[Finding]:
+    """Every finding of the full lint: errors block publishing, warnings do not."""
     workflow = await get_workflow(session, auth, workflow_id)
-    return check_structure(draft_document(workflow))
+    return lint(draft_document(workflow), tools)
 
 
-async def publish(session: AsyncSession, auth: AuthSubject, workflow_id: str) -> WorkflowVersion:
+async def publish(
+    session: AsyncSession, auth: AuthSubject, workflow_id: str, tools: ToolCatalog | None
+) -> WorkflowVersion:
     repo = WorkflowRepository(session)
     workflow = await get_workflow(session, auth, workflow_id)
     _refuse_archived(workflow)
@@ -183,7 +189,7 @@ async def publish(session: AsyncSession, auth: AuthSubject, workflow_id: str) ->
         == workflow.draft_sha256
     ):
         raise Conflict(f"Nothing to publish: the draft is identical to version {current}.")
-    errors = [f for f in check_structure(draft_document(workflow)) if f.severity == "error"]
+    errors = [f for f in lint(draft_document(workflow), tools) if f.severity == "error"]
     if errors:
         raise InvalidInput(
             "The draft has errors; fix them before publishing.",
