@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
+from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
+import yaml
+from typer.testing import CliRunner
 
 from support import Deployed
+from voxflow.cli import app as cli_app
 
 
 async def start(client: httpx.AsyncClient, deployed: Deployed, **body: Any) -> dict[str, Any]:
@@ -146,10 +152,12 @@ class TestCallRecords:
         assert {done, live} <= {c["id"] for c in by_agent["items"]}
 
     async def test_a_call_becomes_a_scenario_that_replays_it(
-        self, client: httpx.AsyncClient, luigis_agent: Deployed
+        self,
+        client: httpx.AsyncClient,
+        luigis_agent: Deployed,
+        tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch,
     ) -> None:
-        import yaml
-
         session_id = (await start(client, luigis_agent))["session_id"]
         for line in ("yes please", "four", "tomorrow", "Ana"):
             await turn(client, luigis_agent, session_id, line)
@@ -171,3 +179,10 @@ class TestCallRecords:
         ]
         assert scenario["steps"][2]["expect"]["vars"] == {"party_size": 4}
         assert scenario["steps"][-1]["expect"]["end"] == "completed"
+        replay = tmp_path / "replay.scenario.yaml"
+        replay.write_text(response.text)
+        monkeypatch.delenv("VOXFLOW_LLM_MODEL", raising=False)
+        # The CLI runs its own event loop: give it a thread of its own.
+        ran = await asyncio.to_thread(CliRunner().invoke, cli_app, ["test", str(replay)])
+        assert ran.exit_code == 0, ran.output
+        assert "1 passed, 0 failed" in ran.output

@@ -101,6 +101,8 @@ def scenario_yaml(call: Call, turns: list[CallTurn], document: dict[str, Any]) -
         "workflow": document,
         "name": f"replay of call {call.id} ({document.get('name')} v{call.version_number})",
         "variables": json.loads(call.initial_variables),
+        # Relative answers ("tomorrow") mean what they meant during the call.
+        "clock": call.started_at.isoformat(),
         "steps": steps,
     }
     return yaml.safe_dump(scenario, sort_keys=False, allow_unicode=True)
