@@ -46,6 +46,14 @@ async def receive_greeting(ws: ClientConnection) -> list[dict[str, Any]]:
     return messages
 
 
+async def close_code(ws: ClientConnection) -> int:
+    """Wait for the server to close the connection; its close code."""
+    with pytest.raises(ConnectionClosed) as closed:
+        await asyncio.wait_for(ws.recv(), timeout=10)
+    assert closed.value.rcvd is not None
+    return closed.value.rcvd.code
+
+
 def agent_texts(messages: list[dict[str, Any]]) -> str:
     return " ".join(m["text"] for m in messages if m["type"] == "agent_text")
 
@@ -64,10 +72,8 @@ async def test_a_call_over_the_stream_from_greeting_to_end(
         assert {"type": "node", "id": "hours"} in messages
         assert "open 5 to 11" in agent_texts(messages)
         assert messages[-1] == {"type": "end", "outcome": "completed"}
-        with pytest.raises(ConnectionClosed) as closed:
-            await asyncio.wait_for(ws.recv(), timeout=10)
-    assert closed.value.rcvd is not None
-    assert closed.value.rcvd.code == 1000
+        code = await close_code(ws)
+    assert code == 1000
 
 
 async def test_bad_messages_get_an_error_and_the_session_goes_on(
@@ -126,18 +132,14 @@ async def test_leaving_mid_call_ends_it_abandoned_with_its_turns_kept(
 
 async def test_an_unknown_session_closes_with_4404(luigis_agent: Deployed, live_url: str) -> None:
     async with connect(f"ws://{live_url}/v1/sessions/call_nope/stream?token=abc") as ws:
-        with pytest.raises(ConnectionClosed) as closed:
-            await asyncio.wait_for(ws.recv(), timeout=10)
-    assert closed.value.rcvd is not None
-    assert closed.value.rcvd.code == 4404
+        code = await close_code(ws)
+    assert code == 4404
 
 
 async def test_no_credential_closes_with_4401(luigis_agent: Deployed, live_url: str) -> None:
     async with connect(f"ws://{live_url}/v1/sessions/call_nope/stream") as ws:
-        with pytest.raises(ConnectionClosed) as closed:
-            await asyncio.wait_for(ws.recv(), timeout=10)
-    assert closed.value.rcvd is not None
-    assert closed.value.rcvd.code == 4401
+        code = await close_code(ws)
+    assert code == 4401
 
 
 async def test_an_api_key_header_opens_the_stream_too(
@@ -158,7 +160,5 @@ async def test_a_frame_over_64_kib_closes_with_1009(
     async with connect(stream_url(started, live_url), max_size=None) as ws:
         await receive_greeting(ws)
         await ws.send(json.dumps({"type": "user_text", "text": "x" * 70_000}))
-        with pytest.raises(ConnectionClosed) as closed:
-            await asyncio.wait_for(ws.recv(), timeout=10)
-    assert closed.value.rcvd is not None
-    assert closed.value.rcvd.code == 1009
+        code = await close_code(ws)
+    assert code == 1009
