@@ -20,7 +20,6 @@ from datetime import datetime, timedelta
 
 from pydantic import JsonValue
 from sqlalchemy.exc import IntegrityError
-from voxflow.runtime import runtime_loader
 
 from voxflow.core.context import AppContext
 from voxflow.core.db import utcnow
@@ -39,6 +38,7 @@ from voxflow.engine.events import (
 )
 from voxflow.engine.state import State
 from voxflow.orgs.auth import AuthSubject
+from voxflow.runtime import runtime_loader
 from voxflow.sessions.models import Call, CallTurn
 from voxflow.sessions.repository import CallRepository
 from voxflow.sessions.runtime import engine_for
