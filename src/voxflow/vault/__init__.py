@@ -1,0 +1,1 @@
+"""The vault: secrets encrypted at rest with envelope encryption (see `crypto`)."""
