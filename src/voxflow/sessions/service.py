@@ -140,6 +140,7 @@ async def start_session(
 async def take_turn(context: AppContext, auth: AuthSubject, call_id: str, text: str) -> TurnOutcome:
     async with _turn_lock(context, call_id):
         call = await _open_call(context, auth.org_id, call_id)
+        state = State.model_validate_json(call.state)
         user_seq = call.turn_count * 2 + 1
         # The caller's words are stored first: whatever happens next, they are on record.
         try:
@@ -152,7 +153,7 @@ async def take_turn(context: AppContext, auth: AuthSubject, call_id: str, text: 
                         seq=user_seq,
                         role="user",
                         text=text,
-                        node_id=State.model_validate_json(call.state).node_id,
+                        node_id=state.node_id,
                     )
                 )
         except IntegrityError:
@@ -161,7 +162,6 @@ async def take_turn(context: AppContext, auth: AuthSubject, call_id: str, text: 
             call.org_id, call.workflow_id, call.version_number
         )
         engine = engine_for(context, compiled)
-        state = State.model_validate_json(call.state)
         started = time.perf_counter()
         events = await engine.handle_user_turn(state, text)
         latency = (time.perf_counter() - started) * 1000
@@ -283,8 +283,3 @@ def _turn_lock(context: AppContext, call_id: str) -> asyncio.Lock:
         for key in [key for key, held in locks.items() if not held.locked() and key != call_id]:
             del locks[key]
     return lock
-
-
-def variables_of(call: Call) -> dict[str, JsonValue]:
-    variables: dict[str, JsonValue] = json.loads(call.state).get("variables", {})
-    return variables
