@@ -13,6 +13,9 @@ from voxflow.core.context import AppContext
 from voxflow.core.settings import Settings
 from voxflow.orgs import service as org_service
 
+# A fixed vault key for tests (32 bytes of 0x01); tests of key files and rotation set their own.
+TEST_MASTER_KEY = "AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE="
+
 
 def make_settings(database_url: str, **overrides: object) -> Settings:
     values: dict[str, object] = {
@@ -21,6 +24,7 @@ def make_settings(database_url: str, **overrides: object) -> Settings:
         "login_rate_limit": "1000/minute",
         "api_rate_limit": "100000/minute",
         "log_format": "json",
+        "master_key": TEST_MASTER_KEY,
     }
     values.update(overrides)
     return Settings.model_validate(values)

@@ -7,7 +7,14 @@ from typing import Any
 import pytest
 from pydantic import BaseModel, ConfigDict, JsonValue
 
-from voxflow.tools import ArgProblem, ToolError, ToolRegistry, ToolSpec, default_registry
+from voxflow.tools import (
+    ArgProblem,
+    ToolContext,
+    ToolError,
+    ToolRegistry,
+    ToolSpec,
+    default_registry,
+)
 
 
 class EchoArgs(BaseModel):
@@ -23,7 +30,7 @@ class EchoArgs(BaseModel):
 class EchoTool:
     spec = ToolSpec(name="test.echo", description="Repeats text.", args_model=EchoArgs)
 
-    async def call(self, args: EchoArgs) -> JsonValue:
+    async def call(self, args: EchoArgs, context: ToolContext) -> JsonValue:
         text = args.text.upper() if args.loud else args.text
         return {"echo": [text] * args.times}
 
@@ -31,7 +38,7 @@ class EchoTool:
 class BrokenTool:
     spec = ToolSpec(name="test.broken", description="Has a bug.", args_model=EchoArgs)
 
-    async def call(self, args: EchoArgs) -> JsonValue:
+    async def call(self, args: EchoArgs, context: ToolContext) -> JsonValue:
         raise RuntimeError("database password is hunter2")
 
 

@@ -48,6 +48,13 @@ class Settings(BaseSettings):
     llm_base_url: str | None = None
     llm_api_key: SecretStr | None = None
     llm_timeout_s: float = Field(default=30.0, gt=0, le=300)
+    # The vault's master key(s): base64 of 32 bytes ("2:<key>,1:<key>" while rotating), or the
+    # file (generated with mode 0600 on first start while the database holds no ciphertext).
+    master_key: SecretStr | None = None
+    master_key_file: Path = DEFAULT_DATA_DIR / "master.key"
+    # How long an unwrapped data key stays in memory (opening a secret then costs one AES pass).
+    vault_cache_seconds: float = Field(default=60.0, ge=0, le=60)
+
     # Outbound HTTP of workflow tools may reach private addresses only when this is on.
     tools_allow_private_networks: bool = False
     # Compiled versions kept per process; agent → version answers are dropped on change

@@ -4,7 +4,10 @@ from voxflow.tools.http import HttpRequestArgs, HttpRequestTool
 from voxflow.tools.network import AddressPolicy, non_public_reason
 from voxflow.tools.registry import (
     ArgProblem,
+    BoundTools,
+    ConnectionTokens,
     Tool,
+    ToolContext,
     ToolError,
     ToolRegistry,
     ToolSpec,
@@ -15,9 +18,12 @@ from voxflow.tools.registry import (
 __all__ = [
     "AddressPolicy",
     "ArgProblem",
+    "BoundTools",
+    "ConnectionTokens",
     "HttpRequestArgs",
     "HttpRequestTool",
     "Tool",
+    "ToolContext",
     "ToolError",
     "ToolRegistry",
     "ToolSpec",

@@ -33,7 +33,7 @@ from voxflow.tools.network import (
     HostResolutionError,
     IPNetwork,
 )
-from voxflow.tools.registry import ToolError, ToolSpec
+from voxflow.tools.registry import ToolContext, ToolError, ToolSpec
 
 MAX_RESPONSE_BYTES = 1024 * 1024
 MAX_REDIRECTS = 3
@@ -173,7 +173,7 @@ class HttpRequestTool:
     async def aclose(self) -> None:
         await self._client.aclose()
 
-    async def call(self, args: HttpRequestArgs) -> JsonValue:
+    async def call(self, args: HttpRequestArgs, context: ToolContext) -> JsonValue:
         host = httpx.URL(args.url).host
         try:
             # One deadline for everything (DNS, connects, redirects, a slowly dripping body):

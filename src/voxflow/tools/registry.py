@@ -68,12 +68,38 @@ class ToolSpec:
         return self.args_model.model_json_schema()
 
 
+class ConnectionTokens(Protocol):
+    """Access tokens of the org's OAuth connections (`voxflow.integrations`), for tools."""
+
+    async def access_token(self, connection: str, *, provider: str) -> str:
+        """A usable access token of connection `connection` (by name), refreshed first if it
+        is about to expire; raises ToolError naming what to do (unknown, needs reconnecting)."""
+        ...
+
+    async def refresh_rejected(self, connection: str, *, provider: str, rejected: str) -> str:
+        """The provider answered 401 to `rejected`: a new token, refreshed at most once per
+        rejected token; raises ToolError when refreshing cannot help (so a tool never loops)."""
+        ...
+
+
+@dataclass(frozen=True)
+class ToolContext:
+    """Whom a tool call runs for: the org and the call, and what it may use on their behalf."""
+
+    org_id: str | None = None
+    call_id: str | None = None
+    connections: ConnectionTokens | None = None
+
+
+NO_CONTEXT = ToolContext()
+
+
 class Tool(Protocol[ArgsT]):
     """A callable tool. `call` receives its arguments already validated by `spec.args_model`."""
 
     spec: ToolSpec
 
-    async def call(self, args: ArgsT) -> JsonValue: ...
+    async def call(self, args: ArgsT, context: ToolContext) -> JsonValue: ...
 
 
 @dataclass(frozen=True)
@@ -123,7 +149,9 @@ class ToolRegistry:
             return [_problem(error, args) for error in errors]
         return []
 
-    async def call(self, name: str, args: Mapping[str, Any]) -> JsonValue:
+    async def call(
+        self, name: str, args: Mapping[str, Any], context: ToolContext = NO_CONTEXT
+    ) -> JsonValue:
         """Validate `args` (all templates rendered by now) and call the tool."""
         tool = self._tools.get(name)
         if tool is None:
@@ -137,7 +165,7 @@ class ToolRegistry:
             )
             raise ToolError(f"invalid arguments for {name}: {listed}") from None
         try:
-            return await tool.call(validated)
+            return await tool.call(validated, context)
         except ToolError:
             raise
         except Exception as exc:
@@ -152,6 +180,24 @@ class ToolRegistry:
             aclose = getattr(tool, "aclose", None)
             if aclose is not None:
                 await aclose()
+
+    def bind(self, context: ToolContext) -> BoundTools:
+        """The registry as one call's engine uses it: every call runs for `context`."""
+        return BoundTools(self, context)
+
+
+class BoundTools:
+    """A registry bound to one call's `ToolContext` (what `Engine(tools=…)` takes)."""
+
+    def __init__(self, registry: ToolRegistry, context: ToolContext) -> None:
+        self.registry = registry
+        self.context = context
+
+    def names(self) -> list[str]:
+        return self.registry.names()
+
+    async def call(self, name: str, args: Mapping[str, Any]) -> JsonValue:
+        return await self.registry.call(name, args, self.context)
 
 
 def default_registry(

@@ -113,7 +113,20 @@ def seal(ring: KeyRing, value: bytes, *, org_id: str, secret_id: str) -> Sealed:
 
 
 def open_sealed(ring: KeyRing, sealed: Sealed, *, org_id: str, secret_id: str) -> bytes:
-    data_key = _unwrap(ring, sealed, org_id, secret_id)
+    return open_with_data_key(
+        unwrap_data_key(ring, sealed, org_id=org_id, secret_id=secret_id),
+        sealed,
+        org_id=org_id,
+        secret_id=secret_id,
+    )
+
+
+def unwrap_data_key(ring: KeyRing, sealed: Sealed, *, org_id: str, secret_id: str) -> bytes:
+    """The secret's data key (for a short-lived cache: opening then costs one AES-GCM pass)."""
+    return _unwrap(ring, sealed, org_id, secret_id)
+
+
+def open_with_data_key(data_key: bytes, sealed: Sealed, *, org_id: str, secret_id: str) -> bytes:
     nonce, body = sealed.ciphertext[:NONCE_BYTES], sealed.ciphertext[NONCE_BYTES:]
     try:
         return AESGCM(data_key).decrypt(nonce, body, _value_aad(org_id, secret_id))
