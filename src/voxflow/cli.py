@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from voxflow.core.context import AppContext
 from voxflow.core.errors import VoxflowError
 from voxflow.core.settings import Settings, SettingsError, load_settings
+from voxflow.vault.cli import secrets_app
 
 if TYPE_CHECKING:
     from voxflow.runtime import LoadedAgent
@@ -36,6 +37,7 @@ users_app = typer.Typer(help="People who log in.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(orgs_app, name="orgs")
 app.add_typer(users_app, name="users")
+app.add_typer(secrets_app, name="secrets")
 
 console = Console(stderr=True)
 out = Console()
@@ -111,6 +113,25 @@ def _require_migrated(settings: Settings) -> None:
         raise fail("the database is behind the code; run: voxflow db upgrade")
 
 
+def _require_vault(settings: Settings) -> None:
+    """Refuse to start without the key to the stored secrets (one line, no traceback)."""
+    from voxflow.vault.vault import VaultUnavailable, open_vault
+
+    async def check() -> None:
+        context = AppContext.create(settings)
+        try:
+            await open_vault(context)
+        finally:
+            await context.close()
+
+    try:
+        asyncio.run(check())
+    except VaultUnavailable as exc:
+        raise fail(f"cannot open the vault: {exc}") from None
+    except DB_UNREACHABLE as exc:
+        raise _unreachable(exc) from None
+
+
 @app.command()
 def serve(
     host: Annotated[str, typer.Option(help="Interface to listen on")] = "127.0.0.1",
@@ -123,6 +144,7 @@ def serve(
 
     settings = _settings()
     _require_migrated(settings)
+    _require_vault(settings)
     console.print(f"Voxflow on http://{host}:{port}  (API docs: http://{host}:{port}/docs)")
     uvicorn.run(
         "voxflow.api.app:create_app",

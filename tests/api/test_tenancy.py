@@ -25,6 +25,7 @@ BODIES: dict[str, Any] = {
     "WorkflowDocument": workflow_document("Hijacked", "Someone else's words."),
     "AgentUpdate": {"name": "hijacked", "version": 1, "canary": None},
     "UserText": {"text": "let me in"},
+    "SecretUpdate": {"value": "hijacked"},
 }
 # `*` matches any draft: only the org check may stop a write.
 HEADERS = {"If-Match": "*"}
@@ -39,6 +40,7 @@ class Resources:
     key_id: str
     key: str
     call_id: str
+    secret_name: str
 
     def path_values(self) -> dict[str, str]:
         return {
@@ -50,6 +52,7 @@ class Resources:
             "key_id": self.key_id,
             "session_id": self.call_id,
             "call_id": self.call_id,
+            "name": self.secret_name,
         }
 
 
@@ -64,6 +67,7 @@ def missing_values() -> dict[str, str]:
         "key_id": new_id("key"),
         "session_id": (call_id := new_id("call")),
         "call_id": call_id,
+        "name": "NO_SUCH_SECRET",
     }
 
 
@@ -144,12 +148,17 @@ async def resources(client: httpx.AsyncClient, org: OrgHandle) -> Resources:
         "/v1/sessions", json={"agent_id": agent.json()["id"]}, headers=org.headers
     )
     assert call.status_code == 201, call.text
+    secret = await client.post(
+        "/v1/secrets", json={"name": "CRM_KEY", "value": "crm-123"}, headers=org.headers
+    )
+    assert secret.status_code == 201, secret.text
     return Resources(
         workflow_id,
         agent.json()["id"],
         key.json()["id"],
         key.json()["key"],
         call.json()["session_id"],
+        secret.json()["name"],
     )
 
 
@@ -172,7 +181,7 @@ def _comparable(response: httpx.Response, ids: dict[str, str]) -> dict[str, Any]
     body = response.json()
     detail = body.get("detail", "")
     for name, value in ids.items():
-        if name.endswith("_id"):
+        if name.endswith("_id") or name == "name":
             detail = detail.replace(value, "{" + name + "}")
     return {
         "status": response.status_code,

@@ -15,6 +15,7 @@ from voxflow.agents.routes import router as agents_router
 from voxflow.api.health import router as health_router
 from voxflow.api.metrics import Metrics
 from voxflow.api.middleware import RequestMiddleware
+from voxflow.audit.routes import router as audit_router
 from voxflow.core.context import AppContext
 from voxflow.core.errors import PROBLEM_MEDIA_TYPE, Problem, install_error_handlers
 from voxflow.core.logging import configure_logging
@@ -25,6 +26,8 @@ from voxflow.orgs.routes import router as orgs_router
 from voxflow.runtime import runtime_loader
 from voxflow.sessions.call_routes import router as calls_router
 from voxflow.sessions.routes import router as sessions_router
+from voxflow.vault.routes import router as secrets_router
+from voxflow.vault.vault import get_vault
 from voxflow.workflows.routes import router as workflows_router
 
 API_DESCRIPTION = """Design, version, test and run voice AI agents as workflows.
@@ -41,6 +44,8 @@ ROUTERS = (
     agents_router,
     sessions_router,
     calls_router,
+    secrets_router,
+    audit_router,
 )
 
 
@@ -63,6 +68,8 @@ def create_app(settings: Settings | None = None, *, check_migrations: bool = Tru
         if check_migrations and not await is_at_head(context.engine):
             await context.close()
             raise DatabaseBehind("the database is behind the code: run: voxflow db upgrade")
+        # Fails the start, before serving anything, without the key to the stored secrets.
+        await get_vault(context)
         await runtime_loader(context).start()
         _freeze_startup_heap()
         yield

@@ -48,6 +48,8 @@ class CompiledVersion:
     templates: Mapping[str, Template]
     conditions: Mapping[str, Condition]
     args: Mapping[str, ArgsTemplate]
+    # Per action (by the pointer of its args): the vault secrets its arguments read.
+    secrets: Mapping[str, frozenset[str]]
 
     def node(self, node_id: str) -> Node:
         return self.nodes[node_id]
@@ -70,6 +72,11 @@ def compile_version(document: WorkflowDocument, version_id: str) -> CompiledVers
         templates=compiler.templates,
         conditions=compiler.conditions,
         args=compiler.args,
+        secrets={
+            pointer: secrets
+            for pointer, args in compiler.args.items()
+            if (secrets := _secrets_of(args))
+        },
     )
 
 
@@ -82,6 +89,16 @@ def expression_findings(document: WorkflowDocument) -> list[Finding]:
 
 def is_templated(text: str) -> bool:
     return "{{" in text or "{%" in text
+
+
+def _secrets_of(args: ArgsTemplate) -> frozenset[str]:
+    if isinstance(args, Template):
+        return args.secrets
+    if isinstance(args, dict):
+        return frozenset().union(*(_secrets_of(value) for value in args.values()))
+    if isinstance(args, list):
+        return frozenset().union(*(_secrets_of(value) for value in args))
+    return frozenset()
 
 
 def render_args(args: ArgsTemplate, values: Mapping[str, JsonValue]) -> JsonValue:

@@ -4,6 +4,9 @@ Errors block publishing; warnings are shown. On top of `check_structure`:
 
 - invalid_condition / invalid_template: CEL or Jinja2 that does not compile (with position)
 - undeclared_variable: a condition or template reads a variable `variables` does not declare
+- secret_outside_tool_args / invalid_secret_reference: `secrets` read anywhere but in tool
+  arguments, or there other than as `{{ secrets.NAME }}`; reserved_variable: a variable
+  declared as `secrets`
 - unknown_tool / invalid_tool_args: an action names no registered tool, or its arguments fail
   the tool's schema (templated values are checked once rendered, at run time)
 - route_unmatchable: a route with neither `examples` nor `intent`
@@ -33,7 +36,7 @@ from voxflow.dsl.schema import (
     WorkflowDocument,
 )
 from voxflow.dsl.structure import check_structure
-from voxflow.dsl.templates import TemplateError, compile_template
+from voxflow.dsl.templates import SECRETS, TemplateError, compile_template
 
 # Names Jinja2 provides itself; a template reading them reads no workflow variable.
 _JINJA_GLOBALS = frozenset({"range", "dict", "lipsum", "cycler", "joiner", "namespace", "loop"})
@@ -63,6 +66,7 @@ def lint(document: WorkflowDocument, tools: ToolCatalog | None = None) -> list[F
     findings = structure + expression_findings(document)
     linter = _Linter(document)
     findings += list(linter.variables_declared())
+    findings += list(linter.secret_references())
     if tools is not None:
         findings += list(linter.tools(tools))
     findings += list(linter.unmatchable_routes())
@@ -107,6 +111,30 @@ class _Linter:
             for name, at in self.reads(node):
                 if name not in self.declared and name != own:
                     yield _undeclared(name, at)
+
+    def secret_references(self) -> Iterator[Finding]:
+        if SECRETS in self.document.variables:
+            yield _error(
+                "reserved_variable",
+                "`secrets` is reserved for {{ secrets.NAME }}; name the variable otherwise",
+                ("variables", SECRETS),
+            )
+        for index, route in enumerate(self.document.settings.global_routes):
+            if route.when is not None and SECRETS in _raw_variables(route.when, True):
+                yield _secret_outside(("settings", "global_routes", index, "when"))
+        for node in self.document.nodes:
+            at: Pointer = ("nodes", self.positions[node.id])
+            for field, source, is_condition in _expressions(node):
+                if SECRETS not in _raw_variables(source, is_condition):
+                    continue
+                if is_condition or not isinstance(node, ActionNode):
+                    yield _secret_outside((*at, *field))
+                elif compile_template(source).secrets_misused:
+                    yield _error(
+                        "invalid_secret_reference",
+                        "read a secret by its name: {{ secrets.NAME }}",
+                        (*at, *field),
+                    )
 
     # --- tools and routes --------------------------------------------------------------------
 
@@ -299,6 +327,11 @@ def _arg_templates(value: Any, at: Pointer) -> Iterator[tuple[Pointer, str, bool
 
 
 def _variables(source: str, is_condition: bool) -> frozenset[str]:
+    """Variables an expression reads (`secrets` is not one: it has its own check)."""
+    return _raw_variables(source, is_condition) - {SECRETS}
+
+
+def _raw_variables(source: str, is_condition: bool) -> frozenset[str]:
     """Names an expression reads; nothing for one that does not compile (reported apart)."""
     try:
         if is_condition:
@@ -306,6 +339,14 @@ def _variables(source: str, is_condition: bool) -> frozenset[str]:
         return compile_template(source).variables - _JINJA_GLOBALS
     except (ExpressionError, TemplateError):
         return frozenset()
+
+
+def _secret_outside(at: Pointer) -> Finding:
+    return _error(
+        "secret_outside_tool_args",
+        "secrets can only be read in an action's tool arguments, as {{ secrets.NAME }}",
+        at,
+    )
 
 
 def _reach(starts: Sequence[str], edges: Mapping[str, Sequence[str]]) -> set[str]:

@@ -26,6 +26,8 @@ Caps, each a TemplateError as soon as it is hit:
 - `range()` of at most MAX_RANGE (10,000) numbers; source at most MAX_SOURCE_CHARS (20,000).
 
 `variables` are the undeclared names minus the globals (`range`, `dict`, `cycler`, ...).
+`secrets` are the NAMEs of `secrets.NAME` (or `secrets["NAME"]`): only tool arguments may read
+them, and only in that form, so the runtime knows which vault secrets a call needs.
 """
 
 from __future__ import annotations
@@ -88,6 +90,9 @@ class Template:
     source: str
     variables: frozenset[str]
     _template: jinja2.Template = field(repr=False, compare=False)
+    secrets: frozenset[str] = frozenset()
+    # `secrets` read other than as `secrets.NAME` (whole, or by a computed key): a lint error.
+    secrets_misused: bool = False
 
     def render(self, values: Mapping[str, JsonValue]) -> str:
         """The text; raises TemplateError, never anything else."""
@@ -126,6 +131,7 @@ def compile_template(source: str) -> Template:
             if found is not None:
                 raise TemplateError(f"{tag} is not supported", found.lineno)
         variables = frozenset(meta.find_undeclared_variables(tree)) - _ENVIRONMENT.globals.keys()
+        secrets, secrets_misused = _secret_references(tree)
         _Guard().visit(tree)
         code = _ENVIRONMENT.compile(tree)
         compiled = _ENVIRONMENT.template_class.from_code(
@@ -137,7 +143,28 @@ def compile_template(source: str) -> Template:
         raise TemplateError(exc.message or "syntax error", exc.lineno) from None
     except Exception as exc:  # e.g. RecursionError on absurd nesting
         raise TemplateError(f"template cannot be compiled ({type(exc).__name__})") from None
-    return Template(source, variables, compiled)
+    return Template(source, variables, compiled, secrets, secrets_misused)
+
+
+SECRETS = "secrets"
+
+
+def _secret_references(tree: nodes.Template) -> tuple[frozenset[str], bool]:
+    names: set[str] = set()
+    plain = 0
+    for node in tree.find_all((nodes.Getattr, nodes.Getitem)):
+        assert isinstance(node, nodes.Getattr | nodes.Getitem)
+        if not (isinstance(node.node, nodes.Name) and node.node.name == SECRETS):
+            continue
+        if isinstance(node, nodes.Getattr):
+            names.add(node.attr)
+        elif isinstance(node.arg, nodes.Const) and isinstance(node.arg.value, str):
+            names.add(node.arg.value)
+        else:
+            continue
+        plain += 1
+    reads = sum(1 for node in tree.find_all(nodes.Name) if node.name == SECRETS)
+    return frozenset(names), reads != plain
 
 
 def _message(exc: Exception) -> str:

@@ -24,6 +24,7 @@ from voxflow.dsl.templates import TemplateError
 from voxflow.engine.events import End, EnterNode, Event, Outcome, RuntimeIssue, Say, SetVariable
 from voxflow.engine.nodes import enter, on_user_turn
 from voxflow.engine.routing import Candidate, best_example_match, check_route
+from voxflow.engine.secrets import Secrets
 from voxflow.engine.state import Clock, State
 from voxflow.providers.llm.base import LLM
 
@@ -49,6 +50,7 @@ class Engine:
         *,
         llm: LLM | None = None,
         tools: Tools | None = None,
+        secrets: Secrets | None = None,
         clock: Clock = utc_clock,
         tool_timeout_s: float = 15.0,
     ) -> None:
@@ -56,6 +58,7 @@ class Engine:
         self.document = version.document
         self.llm = llm
         self.tools = tools
+        self.secrets = secrets
         self.clock = clock
         self.tool_timeout_s = tool_timeout_s
         self.global_routes = tuple(

@@ -7,7 +7,18 @@ from voxflow.dsl.compile import CompiledVersion
 from voxflow.engine.interpreter import Engine
 from voxflow.providers.registry import configured_llm
 from voxflow.tools.configured import configured_tools
+from voxflow.tools.registry import ToolContext
+from voxflow.vault.runtime import CallSecrets
 
 
-def engine_for(context: AppContext, version: CompiledVersion) -> Engine:
-    return Engine(version, llm=configured_llm(context), tools=configured_tools(context))
+def engine_for(
+    context: AppContext, version: CompiledVersion, *, org_id: str, call_id: str
+) -> Engine:
+    """The engine of one call: its tools act for the call's org, its secrets are the org's."""
+    tools = configured_tools(context).bind(ToolContext(org_id=org_id, call_id=call_id))
+    return Engine(
+        version,
+        llm=configured_llm(context),
+        tools=tools,
+        secrets=CallSecrets(context, org_id, call_id),
+    )

@@ -97,7 +97,7 @@ async def start_session(
 ) -> StartedSession:
     call_id = new_id("call")
     loaded = await runtime_loader(context).load_agent(auth.org_id, data.agent_id, call_id)
-    engine = engine_for(context, loaded.compiled)
+    engine = engine_for(context, loaded.compiled, org_id=auth.org_id, call_id=call_id)
     variables: dict[str, JsonValue] = {**loaded.variables, **data.variables}
     undeclared = sorted(set(data.variables) - set(loaded.compiled.document.variables))
     if undeclared:
@@ -161,7 +161,7 @@ async def take_turn(context: AppContext, auth: AuthSubject, call_id: str, text: 
         compiled = await runtime_loader(context).load_version(
             call.org_id, call.workflow_id, call.version_number
         )
-        engine = engine_for(context, compiled)
+        engine = engine_for(context, compiled, org_id=call.org_id, call_id=call.id)
         started = time.perf_counter()
         events = await engine.handle_user_turn(state, text)
         latency = (time.perf_counter() - started) * 1000
@@ -182,7 +182,8 @@ async def end_call(
             call.org_id, call.workflow_id, call.version_number
         )
         state = State.model_validate_json(call.state)
-        events = engine_for(context, compiled).end(state, outcome, reason)
+        engine = engine_for(context, compiled, org_id=call.org_id, call_id=call.id)
+        events = engine.end(state, outcome, reason)
         await _store_reply(context, call, events, state, 0.0, call.turn_count * 2 + 2)
         return events
 

@@ -59,11 +59,25 @@ def add_key_version(path: Path) -> int:
     """Append a new master key version to the key file (for rotation); its number."""
     ring = parse_key_ring(path.read_text())
     version = max(ring.versions) + 1
-    text = path.read_text().rstrip("\n") + f"\n{version}:{new_master_key()}\n"
+    _replace(path, path.read_text().rstrip("\n") + f"\n{version}:{new_master_key()}\n")
+    return version
+
+
+def remove_key_version(path: Path, version: int) -> None:
+    """Drop one version from the key file (after rotation, once no secret uses it)."""
+    kept = [
+        line
+        for line in (line.strip() for line in path.read_text().splitlines())
+        if line and (line.partition(":")[0] if ":" in line else "1") != str(version)
+    ]
+    parse_key_ring("\n".join(kept))  # never write a file that would not load
+    _replace(path, "\n".join(kept) + "\n")
+
+
+def _replace(path: Path, text: str) -> None:
     temporary = path.with_name(path.name + ".new")
     _write_private(temporary, text, exclusive=False)
     os.replace(temporary, path)  # atomic: a crash leaves the old file or the new one
-    return version
 
 
 def _write_private(path: Path, text: str, *, exclusive: bool) -> None:

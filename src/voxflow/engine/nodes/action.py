@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 from pydantic import JsonValue
 
 from voxflow.dsl.compile import render_args
 from voxflow.dsl.schema import ActionNode
-from voxflow.dsl.templates import TemplateError
+from voxflow.dsl.templates import SECRETS, TemplateError
 from voxflow.engine.events import ToolCall
+from voxflow.engine.secrets import SecretUnavailable, mask_values, masked
 
 if TYPE_CHECKING:
     from voxflow.engine.interpreter import Turn
@@ -19,30 +21,52 @@ if TYPE_CHECKING:
 
 async def enter_action(turn: Turn, node: ActionNode) -> str | None:
     engine = turn.engine
+    pointer = turn.version.pointer(node.id, "args")
+    template = turn.version.args[pointer]
+    needed = turn.version.secrets.get(pointer, frozenset())
     try:
-        rendered = render_args(
-            turn.version.args[turn.version.pointer(node.id, "args")], turn.values
-        )
+        shown = _as_args(render_args(template, _with_secrets(turn, masked(needed))))
     except TemplateError as exc:
         return turn.error_path(node, "template_error", f"args: {exc.message}")
-    args: dict[str, JsonValue] = rendered if isinstance(rendered, dict) else {}
     if engine.tools is None:
-        return _failed(turn, node, args, "no tools are available to this call", 0.0)
+        return _failed(turn, node, shown, "no tools are available to this call", 0.0)
     started = time.perf_counter()
+    secrets: dict[str, str] = {}
     try:
         async with asyncio.timeout(engine.tool_timeout_s):
+            # Secrets are read only now, for this call, and rendered into the arguments the
+            # tool gets; everything recorded keeps `shown`.
+            args = shown
+            if needed:
+                if engine.secrets is None:
+                    raise SecretUnavailable("secrets are not available to this call")
+                secrets = dict(await engine.secrets.resolve(needed))
+                args = _as_args(render_args(template, _with_secrets(turn, secrets)))
             result = await engine.tools.call(node.tool, args)
     except TimeoutError:
-        return _failed(turn, node, args, f"timed out after {engine.tool_timeout_s:g} s", started)
+        message = f"timed out after {engine.tool_timeout_s:g} s"
+        return _failed(turn, node, shown, message, started)
+    except (SecretUnavailable, TemplateError) as exc:
+        return _failed(turn, node, shown, exc.message, started)
     except Exception as exc:  # a tool's failure is the workflow's business, never a crash
-        return _failed(turn, node, args, str(exc) or type(exc).__name__, started)
+        message = mask_values(str(exc) or type(exc).__name__, secrets)
+        return _failed(turn, node, shown, message, started)
     duration = (time.perf_counter() - started) * 1000
     turn.events.append(
-        ToolCall(node_id=node.id, name=node.tool, args=args, result=result, duration_ms=duration)
+        ToolCall(node_id=node.id, name=node.tool, args=shown, result=result, duration_ms=duration)
     )
     if node.result is not None:
         turn.set(node.result, result)
     return node.next
+
+
+def _with_secrets(turn: Turn, secrets: Mapping[str, str]) -> dict[str, JsonValue]:
+    values: dict[str, JsonValue] = dict(secrets)
+    return {**turn.values, SECRETS: values}
+
+
+def _as_args(rendered: JsonValue) -> dict[str, JsonValue]:
+    return rendered if isinstance(rendered, dict) else {}
 
 
 def _failed(
