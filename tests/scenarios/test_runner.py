@@ -457,3 +457,14 @@ async def test_an_engine_crash_fails_the_scenario_with_the_traceback(
     assert result.failure is not None
     assert result.failure.summary == "step 1: the engine raised RuntimeError: boom"
     assert "Traceback" in diff(result)
+
+
+async def test_secrets_in_arguments_read_as_placeholders_never_the_vault(tmp_path: Path) -> None:
+    workflow = SHOP.replace(
+        "args: {method: GET,",
+        "args: {method: GET, headers: {Authorization: 'Bearer {{ secrets.SHOP_TOKEN }}'},",
+    )
+    path = scenario_file(tmp_path, "  - user: '4417'\n", workflow=workflow)
+    result = await run_one(path)
+    assert result.failure is not None
+    assert '"Authorization": "Bearer [secret SHOP_TOKEN]"' in diff(result)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -63,6 +64,18 @@ class TestSecretsApi:
         assert row is not None
         assert VALUE not in row.ciphertext
         assert row.ciphertext.startswith("v1.")
+
+    async def test_the_database_file_never_holds_the_value_in_clear(
+        self, client: httpx.AsyncClient, org: OrgHandle, database_url: str
+    ) -> None:
+        if not database_url.startswith("sqlite"):
+            pytest.skip("a file to read exists on SQLite only (PostgreSQL: the row test above)")
+        marker = "needle-" + org.id
+        await create(client, org, name="NEEDLE", value=marker)
+        database = Path(database_url.split(":///", 1)[1])
+        files = [database, *database.parent.glob(database.name + "-*")]  # -wal, -journal
+
+        assert all(marker.encode() not in path.read_bytes() for path in files)
 
     async def test_a_taken_name_is_a_conflict(
         self, client: httpx.AsyncClient, org: OrgHandle

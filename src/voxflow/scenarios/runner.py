@@ -57,7 +57,7 @@ from voxflow.scenarios.results import (
     StepReport,
     Timing,
 )
-from voxflow.scenarios.stubs import StubTools
+from voxflow.scenarios.stubs import StubSecrets, StubTools
 
 
 @dataclass
@@ -228,7 +228,11 @@ class _Call:
         self.tools = StubTools(options.catalog)
         clock = scenario.clock
         self.engine = Engine(
-            version, llm=options.llm or self.script, tools=self.tools, clock=lambda: clock
+            version,
+            llm=options.llm or self.script,
+            tools=self.tools,
+            secrets=StubSecrets(),
+            clock=lambda: clock,
         )
         self.state: State | None = None
         self.transcript: list[tuple[str, str]] = []

@@ -5,15 +5,24 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import Any
 
 from pydantic import JsonValue
 
 from voxflow.dsl.lint import ToolCatalog
+from voxflow.engine.secrets import masked
 from voxflow.scenarios.model import ToolStub
 from voxflow.scenarios.results import Mismatch
 from voxflow.tools.registry import ToolError
+
+
+class StubSecrets:
+    """Scenarios never read the vault: `{{ secrets.NAME }}` renders as `[secret NAME]`, as in
+    call records, so a step's tool stub can expect exactly that in the arguments."""
+
+    async def resolve(self, names: Collection[str]) -> Mapping[str, str]:
+        return masked(names)
 
 
 class StubTools:
