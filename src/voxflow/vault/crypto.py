@@ -127,11 +127,32 @@ def unwrap_data_key(ring: KeyRing, sealed: Sealed, *, org_id: str, secret_id: st
 
 
 def open_with_data_key(data_key: bytes, sealed: Sealed, *, org_id: str, secret_id: str) -> bytes:
-    nonce, body = sealed.ciphertext[:NONCE_BYTES], sealed.ciphertext[NONCE_BYTES:]
-    try:
-        return AESGCM(data_key).decrypt(nonce, body, _value_aad(org_id, secret_id))
-    except (InvalidTag, ValueError):
-        raise DecryptionFailed("the secret does not decrypt for this org and secret") from None
+    return prepare_open(data_key, sealed, org_id=org_id, secret_id=secret_id).open()
+
+
+@dataclass(frozen=True, slots=True)
+class PreparedOpen:
+    """One stored value ready to decrypt: what a cache keeps so a read is one AES-GCM pass."""
+
+    cipher: AESGCM
+    nonce: bytes
+    body: bytes
+    aad: bytes
+
+    def open(self) -> bytes:
+        try:
+            return self.cipher.decrypt(self.nonce, self.body, self.aad)
+        except (InvalidTag, ValueError):
+            raise DecryptionFailed("the secret does not decrypt for this org and secret") from None
+
+
+def prepare_open(data_key: bytes, sealed: Sealed, *, org_id: str, secret_id: str) -> PreparedOpen:
+    return PreparedOpen(
+        cipher=AESGCM(data_key),
+        nonce=sealed.ciphertext[:NONCE_BYTES],
+        body=sealed.ciphertext[NONCE_BYTES:],
+        aad=_value_aad(org_id, secret_id),
+    )
 
 
 def rewrap(

@@ -17,15 +17,15 @@ import time
 from pathlib import Path
 
 import structlog
-from cachetools import TTLCache
 from sqlalchemy import exists, select
 
 from voxflow.core.context import AppContext
 from voxflow.vault.crypto import (
     KeyRing,
+    PreparedOpen,
     Sealed,
     VaultError,
-    open_with_data_key,
+    prepare_open,
     seal,
     unwrap_data_key,
 )
@@ -46,11 +46,9 @@ class Vault:
         self._key_file = key_file  # None when the keys come from the environment
         self._file_stamp = _stamp(key_file)
         self._checked_at = time.monotonic()
-        # (secret id, wrapped key) → data key. Keyed by the wrapped bytes, so a re-wrap or a
-        # new value can never be answered with a stale key.
-        self._data_keys: TTLCache[tuple[str, bytes], bytes] | None = (
-            TTLCache(maxsize=_DATA_KEYS_CACHED, ttl=cache_seconds) if cache_seconds > 0 else None
-        )
+        self._cache_seconds = cache_seconds
+        # (org, secret, stored text) → (expiry, the value ready to decrypt with its data key).
+        self._prepared: dict[tuple[str, str, str], tuple[float, PreparedOpen]] = {}
         self._lock = threading.Lock()
 
     @property
@@ -65,17 +63,27 @@ class Vault:
 
     def open(self, ciphertext: str, *, org_id: str, secret_id: str) -> bytes:
         """The value stored as `ciphertext`; raises VaultError (wrong key, row or org)."""
+        cache_key = (org_id, secret_id, ciphertext)
+        cached = self._prepared.get(cache_key)
+        if cached is not None and cached[0] > time.monotonic():
+            return cached[1].open()
         sealed = Sealed.decode(ciphertext)
-        cache_key = (secret_id, sealed.wrapped_key)
-        data_key = self._data_keys.get(cache_key) if self._data_keys is not None else None
-        if data_key is None:
-            data_key = unwrap_data_key(
-                self._ring_for(sealed.key_version), sealed, org_id=org_id, secret_id=secret_id
-            )
-            if self._data_keys is not None:
-                with self._lock:
-                    self._data_keys[cache_key] = data_key
-        return open_with_data_key(data_key, sealed, org_id=org_id, secret_id=secret_id)
+        data_key = unwrap_data_key(
+            self._ring_for(sealed.key_version), sealed, org_id=org_id, secret_id=secret_id
+        )
+        prepared = prepare_open(data_key, sealed, org_id=org_id, secret_id=secret_id)
+        value = prepared.open()
+        if self._cache_seconds > 0:
+            self._remember(cache_key, prepared)
+        return value
+
+    def _remember(self, key: tuple[str, str, str], prepared: PreparedOpen) -> None:
+        # Keyed by the stored text itself: a new value or a re-wrap is a new key, so a stale
+        # data key is never used; entries expire after `cache_seconds` all the same.
+        with self._lock:
+            while len(self._prepared) >= _DATA_KEYS_CACHED:
+                self._prepared.pop(next(iter(self._prepared)))  # the oldest
+            self._prepared[key] = (time.monotonic() + self._cache_seconds, prepared)
 
     def open_row(self, secret: Secret) -> bytes:
         return self.open(secret.ciphertext, org_id=secret.org_id, secret_id=secret.id)
