@@ -65,7 +65,12 @@ def test_duplicate_names_are_refused(registry: ToolRegistry) -> None:
 
 def test_default_registry_has_http_request() -> None:
     tools = default_registry()
-    assert tools.names() == ["http.request"]
+    assert tools.names() == [
+        "airtable.create_record",
+        "airtable.find_records",
+        "airtable.update_record",
+        "http.request",
+    ]
     tool = tools.get("http.request")
     assert tool is not None
     schema = tool.spec.json_schema()

@@ -203,12 +203,14 @@ class BoundTools:
 def default_registry(
     *, allow_private_networks: bool = False, allowed_networks: Sequence[IPNetwork] = ()
 ) -> ToolRegistry:
-    """A registry with the builtin tools (http.request).
+    """A registry with the builtin tools (http.request, airtable.*).
 
-    `allow_private_networks` lifts the SSRF guard entirely (on-prem deployments, tests);
-    `allowed_networks` lifts it for the listed networks only.
+    `allow_private_networks` lifts the SSRF guard of http.request entirely (on-prem
+    deployments, tests); `allowed_networks` lifts it for the listed networks only. The
+    Airtable tools only ever call api.airtable.com, so the guard does not concern them.
     """
     # Imported here: the builtins import this module for ToolError and ToolSpec.
+    from voxflow.integrations.airtable.tools import airtable_tools
     from voxflow.tools.http import HttpRequestTool
 
     registry = ToolRegistry()
@@ -217,6 +219,8 @@ def default_registry(
             allow_private_networks=allow_private_networks, allowed_networks=allowed_networks
         )
     )
+    for tool in airtable_tools():
+        registry.register(tool)
     return registry
 
 
