@@ -59,6 +59,7 @@ test: lint typecheck pytest scenarios
 bench: install-dev
 	@command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
 	$(BIN)/python bench/control_plane.py
+	$(BIN)/python bench/vault.py
 
 # Re-resolve the locks after changing dependencies in pyproject.toml.
 lock: | $(UV)

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
 import httpx
 from fastapi import FastAPI
@@ -181,3 +183,19 @@ async def deploy(
     )
     assert agent.status_code == 201, agent.text
     return Deployed(org, workflow_id, agent.json()["id"])
+
+
+async def any_in_files(paths: list[Path], needles: list[str]) -> bool:
+    """Whether any of `needles` occurs in any of the files, read by another process.
+
+    Never read a live SQLite database file in the test process itself: closing that descriptor
+    drops every POSIX lock the process holds on the file, SQLite's included, and the open
+    connections of other tests then read stale or broken pages.
+    """
+    if not paths:
+        return False
+    patterns = [argument for needle in needles for argument in ("-e", needle)]
+    grep = await asyncio.create_subprocess_exec(
+        "grep", "-a", "-F", "-q", *patterns, *map(str, paths)
+    )
+    return await grep.wait() == 0

@@ -15,7 +15,14 @@ import pytest
 from fastapi import FastAPI
 
 from support import OrgHandle, create_workflow, publish, replace_draft, workflow_document
+from voxflow.audit.service import SYSTEM
+from voxflow.core.context import AppContext
 from voxflow.core.ids import new_id
+from voxflow.integrations.oauth import TokenSet
+from voxflow.integrations.providers import airtable
+from voxflow.integrations.repository import transaction
+from voxflow.integrations.service import create_connection
+from voxflow.vault.vault import get_vault
 
 PROBLEM = "application/problem+json"
 METHODS = ("get", "put", "post", "patch", "delete")
@@ -29,6 +36,8 @@ BODIES: dict[str, Any] = {
 }
 # `*` matches any draft: only the org check may stop a write.
 HEADERS = {"If-Match": "*"}
+# Path parameters naming what every org shares (an OAuth provider), not an org's resource.
+SHARED_PARAMETERS = frozenset({"provider"})
 
 
 @dataclass(frozen=True)
@@ -41,6 +50,7 @@ class Resources:
     key: str
     call_id: str
     secret_name: str
+    connection_id: str
 
     def path_values(self) -> dict[str, str]:
         return {
@@ -53,6 +63,7 @@ class Resources:
             "session_id": self.call_id,
             "call_id": self.call_id,
             "name": self.secret_name,
+            "connection_id": self.connection_id,
         }
 
 
@@ -68,6 +79,7 @@ def missing_values() -> dict[str, str]:
         "session_id": (call_id := new_id("call")),
         "call_id": call_id,
         "name": "NO_SUCH_SECRET",
+        "connection_id": new_id("con"),
     }
 
 
@@ -105,7 +117,7 @@ def operations_with_path_parameters(app: FastAPI) -> list[Operation]:
             if operation is None:
                 continue
             params = tuple(p["name"] for p in operation.get("parameters", []) if p["in"] == "path")
-            if not params:
+            if not params or SHARED_PARAMETERS & set(params):
                 continue
             unknown = set(params) - known
             if unknown:
@@ -128,8 +140,24 @@ def _body_schema(operation: dict[str, Any]) -> str | None:
     return name
 
 
+async def _connection(context: AppContext, org: OrgHandle) -> str:
+    vault = await get_vault(context)
+    tokens = TokenSet("access", "refresh", "Bearer", None, "data.records:read")
+    async with transaction(context) as session:
+        connection = await create_connection(
+            session,
+            vault,
+            org_id=org.id,
+            provider=airtable(context.settings),
+            name="CRM",
+            tokens=tokens,
+            actor=SYSTEM,
+        )
+    return connection.id
+
+
 @pytest.fixture
-async def resources(client: httpx.AsyncClient, org: OrgHandle) -> Resources:
+async def resources(client: httpx.AsyncClient, context: AppContext, org: OrgHandle) -> Resources:
     workflow_id = await create_workflow(client, org)
     await publish(client, org, workflow_id)
     await replace_draft(client, org, workflow_id, workflow_document(greeting="Version two."))
@@ -159,6 +187,7 @@ async def resources(client: httpx.AsyncClient, org: OrgHandle) -> Resources:
         key.json()["key"],
         call.json()["session_id"],
         secret.json()["name"],
+        await _connection(context, org),
     )
 
 

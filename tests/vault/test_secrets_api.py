@@ -12,7 +12,7 @@ import respx
 import yaml
 from sqlalchemy import select, text
 
-from support import Deployed, OrgHandle, deploy
+from support import Deployed, OrgHandle, any_in_files, deploy
 from voxflow.audit import service as audit_service
 from voxflow.core.context import AppContext
 from voxflow.vault.models import Secret
@@ -75,7 +75,7 @@ class TestSecretsApi:
         database = Path(database_url.split(":///", 1)[1])
         files = [database, *database.parent.glob(database.name + "-*")]  # -wal, -journal
 
-        assert all(marker.encode() not in path.read_bytes() for path in files)
+        assert not await any_in_files(files, [marker])
 
     async def test_a_taken_name_is_a_conflict(
         self, client: httpx.AsyncClient, org: OrgHandle

@@ -21,6 +21,7 @@ from voxflow.core.errors import PROBLEM_MEDIA_TYPE, Problem, install_error_handl
 from voxflow.core.logging import configure_logging
 from voxflow.core.migrations import is_at_head
 from voxflow.core.settings import Settings, get_settings
+from voxflow.integrations.routes import router as integrations_router
 from voxflow.orgs.auth import SECURITY_SCHEMES, needs_credentials
 from voxflow.orgs.routes import router as orgs_router
 from voxflow.runtime import runtime_loader
@@ -44,6 +45,7 @@ ROUTERS = (
     agents_router,
     sessions_router,
     calls_router,
+    integrations_router,
     secrets_router,
     audit_router,
 )

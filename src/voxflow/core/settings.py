@@ -62,11 +62,45 @@ class Settings(BaseSettings):
     runtime_cache_versions: int = Field(default=256, ge=1)
     runtime_resolution_ttl_s: float = Field(default=2.0, ge=0)
 
+    # OAuth connections (`voxflow.integrations`). Register the app at the provider with the
+    # redirect URL {public_url}/v1/integrations/oauth/callback. A provider without a client id
+    # is listed as not configured. Airtable without a secret is a public client (PKCE only).
+    airtable_client_id: str | None = None
+    airtable_client_secret: SecretStr | None = None
+    # One more provider of any kind ("generic"), listed once both of its URLs are set.
+    generic_oauth_title: str = "OAuth provider"
+    generic_oauth_authorize_url: str | None = None
+    generic_oauth_token_url: str | None = None
+    generic_oauth_revocation_url: str | None = None
+    # A GET that answers 2xx when the access token works (the connection's "Test" button).
+    generic_oauth_test_url: str | None = None
+    generic_oauth_scopes: str = Field(default="", description="space separated")
+    generic_oauth_client_id: str | None = None
+    generic_oauth_client_secret: SecretStr | None = None
+    generic_oauth_token_endpoint_auth_method: Literal[
+        "client_secret_basic", "client_secret_post", "none"
+    ] = "client_secret_basic"  # noqa: S105 (a method's name)
+    generic_oauth_pkce: bool = True
+
     @field_validator("database_url")
     @classmethod
     def _supported_driver(cls, value: str) -> str:
         if not value.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
             raise ValueError("must start with sqlite+aiosqlite:// or postgresql+asyncpg://")
+        return value
+
+    @field_validator(
+        "generic_oauth_authorize_url",
+        "generic_oauth_token_url",
+        "generic_oauth_revocation_url",
+        "generic_oauth_test_url",
+    )
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if not value:
+            return None  # an empty variable means unset
+        if not value.startswith(("https://", "http://")):
+            raise ValueError("must be an http(s):// URL")
         return value
 
     @field_validator("login_rate_limit", "api_rate_limit")

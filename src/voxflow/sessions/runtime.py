@@ -5,6 +5,7 @@ from __future__ import annotations
 from voxflow.core.context import AppContext
 from voxflow.dsl.compile import CompiledVersion
 from voxflow.engine.interpreter import Engine
+from voxflow.integrations.tokens import OrgConnections
 from voxflow.providers.registry import configured_llm
 from voxflow.tools.configured import configured_tools
 from voxflow.tools.registry import ToolContext
@@ -15,7 +16,13 @@ def engine_for(
     context: AppContext, version: CompiledVersion, *, org_id: str, call_id: str
 ) -> Engine:
     """The engine of one call: its tools act for the call's org, its secrets are the org's."""
-    tools = configured_tools(context).bind(ToolContext(org_id=org_id, call_id=call_id))
+    tools = configured_tools(context).bind(
+        ToolContext(
+            org_id=org_id,
+            call_id=call_id,
+            connections=OrgConnections(context, org_id, call_id),
+        )
+    )
     return Engine(
         version,
         llm=configured_llm(context),

@@ -9,6 +9,7 @@ from voxflow.core.errors import BadRequest, InvalidInput, ProblemItem, problem_r
 from voxflow.core.pagination import Page, build_page
 from voxflow.core.routing import ApiRoute
 from voxflow.dsl import DocumentInvalid, WorkflowDocument, load_document
+from voxflow.integrations.checks import org_checks
 from voxflow.orgs.auth import AdminDep, MemberDep
 from voxflow.tools.configured import configured_tools
 from voxflow.workflows import service
@@ -153,7 +154,9 @@ async def validate_workflow(
     workflow_id: WorkflowID, auth: MemberDep, session: SessionDep, context: ContextDep
 ) -> ValidationReport:
     """Check the draft and return every finding, each with a JSON pointer."""
-    findings = await service.validate(session, auth, workflow_id, configured_tools(context))
+    findings = await service.validate(
+        session, auth, workflow_id, configured_tools(context), org_checks(context, auth.org_id)
+    )
     return ValidationReport(valid=all(f.severity != "error" for f in findings), findings=findings)
 
 
@@ -182,7 +185,9 @@ async def publish_workflow(
     response: Response,
 ) -> VersionSummary:
     """Publish the draft as the next immutable version (409 when nothing changed)."""
-    version = await service.publish(session, auth, workflow_id, configured_tools(context))
+    version = await service.publish(
+        session, auth, workflow_id, configured_tools(context), org_checks(context, auth.org_id)
+    )
     response.headers["Location"] = f"/v1/workflows/{workflow_id}/versions/{version.number}"
     return VersionSummary.model_validate(version)
 

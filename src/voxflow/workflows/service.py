@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import set_committed_value
@@ -168,16 +168,37 @@ def draft_document(workflow: Workflow) -> WorkflowDocument:
     return WorkflowDocument.model_validate_json(workflow.draft)
 
 
+# Checks that need more than the document: the org's connections (`voxflow.integrations`).
+DocumentChecks = Callable[[WorkflowDocument], Awaitable[list[Finding]]]
+
+
+async def _full_lint(
+    document: WorkflowDocument, tools: ToolCatalog | None, checks: DocumentChecks | None
+) -> list[Finding]:
+    findings = lint(document, tools)
+    if checks is not None:
+        findings += await checks(document)
+    return findings
+
+
 async def validate(
-    session: AsyncSession, auth: AuthSubject, workflow_id: str, tools: ToolCatalog | None
+    session: AsyncSession,
+    auth: AuthSubject,
+    workflow_id: str,
+    tools: ToolCatalog | None,
+    checks: DocumentChecks | None = None,
 ) -> list[Finding]:
     """Every finding of the full lint: errors block publishing, warnings do not."""
     workflow = await get_workflow(session, auth, workflow_id)
-    return lint(draft_document(workflow), tools)
+    return await _full_lint(draft_document(workflow), tools, checks)
 
 
 async def publish(
-    session: AsyncSession, auth: AuthSubject, workflow_id: str, tools: ToolCatalog | None
+    session: AsyncSession,
+    auth: AuthSubject,
+    workflow_id: str,
+    tools: ToolCatalog | None,
+    checks: DocumentChecks | None = None,
 ) -> WorkflowVersion:
     repo = WorkflowRepository(session)
     workflow = await get_workflow(session, auth, workflow_id)
@@ -189,7 +210,8 @@ async def publish(
         == workflow.draft_sha256
     ):
         raise Conflict(f"Nothing to publish: the draft is identical to version {current}.")
-    errors = [f for f in lint(draft_document(workflow), tools) if f.severity == "error"]
+    findings = await _full_lint(draft_document(workflow), tools, checks)
+    errors = [f for f in findings if f.severity == "error"]
     if errors:
         raise InvalidInput(
             "The draft has errors; fix them before publishing.",
