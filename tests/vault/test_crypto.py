@@ -10,6 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from voxflow.vault.crypto import (
+    NONCE_BYTES,
     DecryptionFailed,
     KeyRing,
     Sealed,
@@ -116,3 +117,13 @@ def test_a_bad_master_key_is_one_clear_error(text: str, message: str) -> None:
 def test_decoding_any_text_fails_only_with_a_vault_error(text: str) -> None:
     with contextlib.suppress(VaultError):
         Sealed.decode(text)
+
+
+def test_10000_seals_never_repeat_a_nonce() -> None:
+    nonces: set[bytes] = set()
+    for index in range(10_000):
+        sealed = seal(RING, b"v", org_id="o", secret_id=f"s{index}")
+        nonces.add(sealed.ciphertext[:NONCE_BYTES])
+        nonces.add(sealed.wrapped_key[:NONCE_BYTES])
+
+    assert len(nonces) == 20_000  # one for the value and one for its wrapped key, every time
