@@ -7,6 +7,7 @@ from voxflow.integrations.models import Connection, OAuthState
 from voxflow.orgs.models import ApiKey, LoginSession, Membership, Organization, User
 from voxflow.sessions.models import Call, CallTurn
 from voxflow.vault.models import Secret
+from voxflow.webhooks.models import Webhook, WebhookDelivery
 from voxflow.workflows.models import Workflow, WorkflowVersion
 
 __all__ = [
@@ -23,6 +24,8 @@ __all__ = [
     "Organization",
     "Secret",
     "User",
+    "Webhook",
+    "WebhookDelivery",
     "Workflow",
     "WorkflowVersion",
 ]

@@ -25,6 +25,10 @@ class Call(Base):
     version_number: Mapped[int] = mapped_column(Integer)
     version_id: Mapped[str] = mapped_column(String(40))
     mode: Mapped[str] = mapped_column(String(16))
+    # Voice calls: "websocket" (embedded, browser) or "livekit" (a room served by a worker).
+    transport: Mapped[str | None] = mapped_column(String(16))
+    # Voice calls whose agent records: the WAV file under the data dir (deleted after retention).
+    recording_path: Mapped[str | None] = mapped_column(Text)
     outcome: Mapped[str | None] = mapped_column(String(16))
     # What the session started with (JSON), so a replay can start the same way.
     initial_variables: Mapped[str] = mapped_column(Text, default="{}")
@@ -57,4 +61,7 @@ class CallTurn(Base):
     events: Mapped[str] = mapped_column(Text, default="[]")
     # Agent turns: time from the caller's words to the reply, ms.
     latency_ms: Mapped[float | None] = mapped_column()
+    # Voice agent turns (JSON): ms from the end of the caller's speech to the final transcript,
+    # the first LLM token, the first TTS byte and the first audio frame sent.
+    timings: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)

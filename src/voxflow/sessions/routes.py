@@ -57,14 +57,19 @@ CLOSE_NOT_FOUND, CLOSE_UNAUTHORIZED, CLOSE_TOO_BIG = 4404, 4401, 1009
     responses=problem_responses(400, 401, 403, 404, 409, 413, 415, 422, 429),
 )
 async def start_session(body: SessionCreate, auth: MemberDep, request: Request) -> SessionStarted:
-    """Start a text session with an agent; its version is fixed now (pin, latest or canary)."""
+    """Start a text or voice session with an agent; its version is fixed now (pin, latest or
+    canary). Voice over WebSocket: stream audio at `audio_url` (docs/api.md)."""
     context: AppContext = request.app.state.context
     started = await service.start_session(context, auth, body)
     call = started.call
     base = context.settings.public_url.replace("http", "ws", 1).rstrip("/")
     assert call.stream_token_expires_at is not None
+    audio_url = None
+    if call.transport == "websocket":
+        audio_url = f"{base}/v1/sessions/{call.id}/audio?token={started.stream_token}"
     return SessionStarted(
         session_id=call.id,
+        audio_url=audio_url,
         stream_url=f"{base}/v1/sessions/{call.id}/stream?token={started.stream_token}",
         stream_token_expires_at=call.stream_token_expires_at,
         agent_id=call.agent_id,

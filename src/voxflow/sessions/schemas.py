@@ -3,7 +3,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, JsonValue
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, ValidationInfo, field_validator
+from pydantic_core import PydanticCustomError
 
 from voxflow.core.deps import NO_NUL
 from voxflow.engine.events import Outcome
@@ -15,10 +16,30 @@ class SessionCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     agent_id: str = Field(max_length=64, pattern=NO_NUL, description="Agent to talk to")
-    mode: Literal["text"] = Field("text", description="`text` (voice sessions come later)")
+    mode: Literal["text", "voice"] = Field("text", description="`text` or `voice`")
+    transport: Literal["websocket", "livekit"] | None = Field(
+        None,
+        validate_default=True,
+        description="Voice only: `websocket` (audio over `audio_url`, no LiveKit needed; the "
+        "default) or `livekit` (a room served by `voxflow worker`)",
+    )
     variables: dict[Annotated[str, Field(max_length=200)], JsonValue] = Field(
         {}, description="Initial values of declared variables, over the agent's overrides"
     )
+
+    @field_validator("transport")
+    @classmethod
+    def _transport_is_for_voice(
+        cls, transport: Literal["websocket", "livekit"] | None, info: ValidationInfo
+    ) -> Literal["websocket", "livekit"] | None:
+        voice = info.data.get("mode") == "voice"
+        if voice and transport is None:
+            return "websocket"
+        if not voice and transport is not None:
+            raise PydanticCustomError(
+                "transport_needs_voice", "transport applies to voice sessions only"
+            )
+        return transport
 
 
 class UserText(BaseModel):
@@ -74,6 +95,14 @@ class SessionStarted(BaseModel):
     version: int = Field(description="Workflow version this session runs (fixed at start)")
     messages: list[StreamMessage] = Field(description="What the agent did on starting")
     ended: bool
+    audio_url: str | None = Field(
+        None, description="Voice over WebSocket: ws:// URL of the audio stream (docs/api.md)"
+    )
+    livekit_url: str | None = Field(None, description="Voice over LiveKit: the server to join")
+    room: str | None = Field(None, description="Voice over LiveKit: the room of this call")
+    token: str | None = Field(
+        None, description="Voice over LiveKit: a short-lived token to join that room only"
+    )
 
 
 class TurnResult(BaseModel):

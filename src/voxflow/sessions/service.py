@@ -120,6 +120,7 @@ async def start_session(
         version_number=loaded.version_number,
         version_id=loaded.version_id,
         mode=data.mode,
+        transport=data.transport,
         outcome=state.outcome,
         initial_variables=json.dumps(variables),
         state=state.model_dump_json(),
