@@ -8,7 +8,8 @@ STAMP := $(VENV)/.installed
 DEV_STAMP := $(VENV)/.installed-dev
 PG_URL ?= postgresql+asyncpg://postgres@127.0.0.1:5432/postgres
 
-.PHONY: install install-dev run test lint typecheck pytest scenarios bench lock clean
+.PHONY: install install-dev run test lint typecheck pytest scenarios bench lock clean \
+	web web-test web-e2e web-e2e-deps
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -29,8 +30,9 @@ $(DEV_STAMP): requirements-dev.lock $(STAMP)
 install: $(STAMP)
 
 install-dev: $(DEV_STAMP)
+	@command -v espeak-ng >/dev/null || (apt-get update -qq && apt-get install -y -qq espeak-ng sox)
 
-run: install
+run: install web
 	$(BIN)/voxflow db upgrade
 	$(BIN)/voxflow demo
 	$(BIN)/voxflow serve --host 127.0.0.1 --port 8000
@@ -54,7 +56,30 @@ pytest: install-dev
 scenarios: install
 	$(BIN)/voxflow test examples/
 
-test: lint typecheck pytest scenarios
+test: lint typecheck pytest scenarios web-test web-e2e
+
+# The web app (web/: Vite + React + TypeScript), built into web/dist, which the API serves at /.
+# npm ci installs exactly web/package-lock.json (the stamp re-runs it when the lock changes).
+WEB_STAMP := web/node_modules/.installed
+
+$(WEB_STAMP): web/package.json web/package-lock.json
+	cd web && npm ci
+	touch $(WEB_STAMP)
+
+web: $(WEB_STAMP)
+	cd web && npm run build
+
+# Type check + Vitest unit tests of the web app's pure parts (PCM16, scheduler, reducer).
+web-test: $(WEB_STAMP)
+	cd web && npm run typecheck && npx vitest run
+
+web-e2e-deps:
+	@command -v chromium >/dev/null && command -v espeak-ng >/dev/null && command -v sox >/dev/null || \
+		(apt-get update -qq && apt-get install -y -qq chromium espeak-ng sox)
+
+# Headless Chromium with a fake microphone against a fake voice server (web/e2e/), ~5 s.
+web-e2e: web install web-e2e-deps
+	cd web && PYTHON=$(CURDIR)/$(BIN)/python CHROMIUM=$$(command -v chromium) node e2e/talk.e2e.mjs
 
 bench: install-dev
 	@command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
@@ -67,4 +92,4 @@ lock: | $(UV)
 	$(UV) pip compile pyproject.toml --extra dev --generate-hashes --python-version 3.11 -q -o requirements-dev.lock
 
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache web/node_modules web/dist

@@ -162,6 +162,29 @@ def serve(
     )
 
 
+@app.command()
+def worker(
+    capacity: Annotated[
+        int, typer.Option(min=1, help="Calls at once; LiveKit sends no more beyond")
+    ] = 4,
+    drain_timeout: Annotated[
+        int, typer.Option(min=0, help="Seconds to let calls finish after SIGTERM")
+    ] = 900,
+) -> None:
+    """Serve voice calls over LiveKit (explicit dispatch to agent "voxflow")."""
+    from voxflow.voice.livekit_api import NOT_CONFIGURED, LiveKitConfig
+    from voxflow.voice.worker import build_server, run_worker
+
+    settings = _settings()
+    config = LiveKitConfig.from_settings(settings)
+    if config is None:
+        raise fail(NOT_CONFIGURED, 2)
+    _require_migrated(settings)
+    _require_vault(settings)
+    console.print(f"Voxflow worker for {config.url}  (up to {capacity} calls)")
+    run_worker(build_server(settings, config, capacity=capacity, drain_timeout=drain_timeout))
+
+
 @db_app.command("upgrade")
 def db_upgrade(revision: Annotated[str, typer.Argument()] = "head") -> None:
     """Apply migrations up to REVISION (default: head)."""

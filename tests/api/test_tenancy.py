@@ -33,6 +33,7 @@ BODIES: dict[str, Any] = {
     "AgentUpdate": {"name": "hijacked", "version": 1, "canary": None},
     "UserText": {"text": "let me in"},
     "SecretUpdate": {"value": "hijacked"},
+    "WebhookUpdate": {"description": "hijacked"},
 }
 # `*` matches any draft: only the org check may stop a write.
 HEADERS = {"If-Match": "*"}
@@ -51,6 +52,7 @@ class Resources:
     call_id: str
     secret_name: str
     connection_id: str
+    webhook_id: str
 
     def path_values(self) -> dict[str, str]:
         return {
@@ -64,6 +66,7 @@ class Resources:
             "call_id": self.call_id,
             "name": self.secret_name,
             "connection_id": self.connection_id,
+            "webhook_id": self.webhook_id,
         }
 
 
@@ -80,6 +83,7 @@ def missing_values() -> dict[str, str]:
         "call_id": call_id,
         "name": "NO_SUCH_SECRET",
         "connection_id": new_id("con"),
+        "webhook_id": new_id("wh"),
     }
 
 
@@ -180,6 +184,13 @@ async def resources(client: httpx.AsyncClient, context: AppContext, org: OrgHand
         "/v1/secrets", json={"name": "CRM_KEY", "value": "crm-123"}, headers=org.headers
     )
     assert secret.status_code == 201, secret.text
+    webhook = await client.post(
+        "/v1/webhooks",
+        # A public address written as an IP: nothing to resolve, and nothing is ever sent.
+        json={"url": "https://93.184.215.14/hook", "events": ["call.ended"]},
+        headers=org.headers,
+    )
+    assert webhook.status_code == 201, webhook.text
     return Resources(
         workflow_id,
         agent.json()["id"],
@@ -188,6 +199,7 @@ async def resources(client: httpx.AsyncClient, context: AppContext, org: OrgHand
         call.json()["session_id"],
         secret.json()["name"],
         await _connection(context, org),
+        webhook.json()["id"],
     )
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI
@@ -15,6 +16,7 @@ from voxflow.agents.routes import router as agents_router
 from voxflow.api.health import router as health_router
 from voxflow.api.metrics import Metrics
 from voxflow.api.middleware import RequestMiddleware
+from voxflow.api.web import DEFAULT_WEB_DIST, mount_web
 from voxflow.audit.routes import router as audit_router
 from voxflow.core.context import AppContext
 from voxflow.core.errors import PROBLEM_MEDIA_TYPE, Problem, install_error_handlers
@@ -29,6 +31,9 @@ from voxflow.sessions.call_routes import router as calls_router
 from voxflow.sessions.routes import router as sessions_router
 from voxflow.vault.routes import router as secrets_router
 from voxflow.vault.vault import get_vault
+from voxflow.voice.routes import router as voice_router
+from voxflow.webhooks.delivery import DeliveryLoop
+from voxflow.webhooks.routes import router as webhooks_router
 from voxflow.workflows.routes import router as workflows_router
 
 API_DESCRIPTION = """Design, version, test and run voice AI agents as workflows.
@@ -47,7 +52,9 @@ ROUTERS = (
     calls_router,
     integrations_router,
     secrets_router,
+    webhooks_router,
     audit_router,
+    voice_router,
 )
 
 
@@ -55,7 +62,12 @@ class DatabaseBehind(RuntimeError):
     pass
 
 
-def create_app(settings: Settings | None = None, *, check_migrations: bool = True) -> FastAPI:
+def create_app(
+    settings: Settings | None = None,
+    *,
+    check_migrations: bool = True,
+    web_dist: Path | None = DEFAULT_WEB_DIST,
+) -> FastAPI:
     settings = settings or get_settings()
     configure_logging(settings.log_level, settings.log_format)
     if settings.sentry_dsn is not None:
@@ -73,8 +85,11 @@ def create_app(settings: Settings | None = None, *, check_migrations: bool = Tru
         # Fails the start, before serving anything, without the key to the stored secrets.
         await get_vault(context)
         await runtime_loader(context).start()
+        webhook_deliveries = DeliveryLoop(context)
+        webhook_deliveries.start()
         _freeze_startup_heap()
         yield
+        await webhook_deliveries.stop()
         await runtime_loader(context).close()
         await context.close()
 
@@ -93,6 +108,8 @@ def create_app(settings: Settings | None = None, *, check_migrations: bool = Tru
     install_error_handlers(app)
     for router in ROUTERS:
         app.include_router(router)
+    # Last: the web app's mount matches every path the API routes above did not.
+    mount_web(app, web_dist)
     app.add_middleware(
         RequestMiddleware, metrics=app.state.metrics, max_body_bytes=settings.max_body_bytes
     )

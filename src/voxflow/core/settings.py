@@ -6,7 +6,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_DATA_DIR = Path("data")
@@ -62,6 +62,13 @@ class Settings(BaseSettings):
     runtime_cache_versions: int = Field(default=256, ge=1)
     runtime_resolution_ttl_s: float = Field(default=2.0, ge=0)
 
+    # Webhooks (`voxflow.webhooks`). Endpoints on private, loopback or link-local addresses
+    # are refused, at creation and at every delivery, unless this is on (kept apart from the
+    # tools' switch: an operator may trust workflows' tools, not every admin's endpoint).
+    webhooks_allow_private_networks: bool = False
+    # How often each server process looks for deliveries that are due.
+    webhooks_poll_interval_s: float = Field(default=2.0, gt=0, le=60)
+
     # OAuth connections (`voxflow.integrations`). Register the app at the provider with the
     # redirect URL {public_url}/v1/integrations/oauth/callback. A provider without a client id
     # is listed as not configured. Airtable without a secret is a public client (PKCE only).
@@ -81,6 +88,45 @@ class Settings(BaseSettings):
         "client_secret_basic", "client_secret_post", "none"
     ] = "client_secret_basic"  # noqa: S105 (a method's name)
     generic_oauth_pkce: bool = True
+
+    # Voice over LiveKit (`transport: "livekit"`): LiveKit Cloud or a self-hosted server. Read from
+    # LiveKit's own variable names (which LiveKit's SDKs and `lk` CLI read too), else with the
+    # VOXFLOW_ prefix. Any of the three unset: voice sessions over LiveKit answer 409.
+    livekit_url: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("LIVEKIT_URL", "VOXFLOW_LIVEKIT_URL", "livekit_url"),
+        description="wss://<project>.livekit.cloud or ws(s)://, http(s):// of your server",
+    )
+    livekit_api_key: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices(
+            "LIVEKIT_API_KEY", "VOXFLOW_LIVEKIT_API_KEY", "livekit_api_key"
+        ),
+    )
+    livekit_api_secret: SecretStr | None = Field(
+        default=None,
+        validation_alias=AliasChoices(
+            "LIVEKIT_API_SECRET", "VOXFLOW_LIVEKIT_API_SECRET", "livekit_api_secret"
+        ),
+    )
+    # A caller's room token: only good for joining (and rejoining) within this time.
+    livekit_token_ttl_s: int = Field(default=600, ge=30, le=6 * 3600)
+
+    # Voice (`voxflow.voice`, docs/api.md). `auto`: the offline models (faster-whisper STT, hibari
+    # TTS, loaded once per process) unless the cloud provider's key is set; `local` forces them.
+    stt: Literal["auto", "local", "deepgram"] = "auto"
+    tts: Literal["auto", "local", "cartesia"] = "auto"
+    whisper_model: Literal["tiny.en", "base"] = "tiny.en"
+    deepgram_api_key: SecretStr | None = None
+    cartesia_api_key: SecretStr | None = None
+    # Silence (s) that ends the caller's turn (silero VAD), and how long the caller must speak
+    # over the agent before it stops (barge-in).
+    voice_min_silence_s: float = Field(default=0.4, ge=0.1, le=3.0)
+    voice_min_interruption_s: float = Field(default=0.5, ge=0.1, le=5.0)
+    # Audio WebSocket: a client sending more than this many seconds of audio per second,
+    # sustained over voice_rate_window_s, is disconnected (1008).
+    voice_max_audio_ratio: float = Field(default=1.0, gt=0, le=10)
+    voice_rate_window_s: float = Field(default=3.0, gt=0, le=60)
 
     @field_validator("database_url")
     @classmethod
@@ -102,6 +148,15 @@ class Settings(BaseSettings):
         if not value.startswith(("https://", "http://")):
             raise ValueError("must be an http(s):// URL")
         return value
+
+    @field_validator("livekit_url")
+    @classmethod
+    def _livekit_url(cls, value: str | None) -> str | None:
+        if not value:
+            return None  # an empty variable means unset
+        if not value.startswith(("wss://", "ws://", "https://", "http://")):
+            raise ValueError("must be a wss://, ws://, https:// or http:// URL")
+        return value.rstrip("/")
 
     @field_validator("login_rate_limit", "api_rate_limit")
     @classmethod
@@ -134,7 +189,10 @@ def load_settings() -> Settings:
         first = exc.errors()[0]
         field = str(first["loc"][0]) if first["loc"] else "?"
         message = first["msg"].removeprefix("Value error, ")  # pydantic's, for our validators
-        raise SettingsError(f"VOXFLOW_{field.upper()}: {message}") from None
+        name = field.upper()  # a field read under LiveKit's own names reports that name
+        if not name.startswith("LIVEKIT_"):
+            name = f"VOXFLOW_{name}"
+        raise SettingsError(f"{name}: {message}") from None
 
 
 @lru_cache(maxsize=1)

@@ -52,6 +52,7 @@ def record(call: Call, turns: list[CallTurn]) -> CallOut:
                 at=turn.created_at,
                 latency_ms=turn.latency_ms,
                 events=events,
+                timings=json.loads(turn.timings) if turn.timings else None,
             )
         )
     variables: dict[str, JsonValue] = json.loads(call.state).get("variables", {})

@@ -38,6 +38,7 @@ from voxflow.sessions.schemas import (
     TurnResult,
     UserText,
 )
+from voxflow.voice import livekit_api
 
 log = structlog.get_logger("voxflow.sessions")
 router = APIRouter(prefix="/v1/sessions", tags=["sessions"], route_class=ApiRoute)
@@ -54,12 +55,15 @@ CLOSE_NOT_FOUND, CLOSE_UNAUTHORIZED, CLOSE_TOO_BIG = 4404, 4401, 1009
     "",
     status_code=status.HTTP_201_CREATED,
     response_model=SessionStarted,
-    responses=problem_responses(400, 401, 403, 404, 409, 413, 415, 422, 429),
+    responses=problem_responses(400, 401, 403, 404, 409, 413, 415, 422, 429, 502, 503),
 )
 async def start_session(body: SessionCreate, auth: MemberDep, request: Request) -> SessionStarted:
     """Start a text or voice session with an agent; its version is fixed now (pin, latest or
-    canary). Voice over WebSocket: stream audio at `audio_url` (docs/api.md)."""
+    canary). Voice over WebSocket: stream audio at `audio_url` (docs/api.md). Voice over
+    LiveKit: join `room` at `livekit_url` with `token`; the agent is dispatched to it."""
     context: AppContext = request.app.state.context
+    # Checked before the call exists, so a server without LiveKit leaves nothing behind.
+    livekit = livekit_api.require_config(context.settings) if body.transport == "livekit" else None
     started = await service.start_session(context, auth, body)
     call = started.call
     base = context.settings.public_url.replace("http", "ws", 1).rstrip("/")
@@ -67,6 +71,9 @@ async def start_session(body: SessionCreate, auth: MemberDep, request: Request) 
     audio_url = None
     if call.transport == "websocket":
         audio_url = f"{base}/v1/sessions/{call.id}/audio?token={started.stream_token}"
+    room = None
+    if livekit is not None and call.outcome is None:
+        room = await _open_room(context, livekit, call)
     return SessionStarted(
         session_id=call.id,
         audio_url=audio_url,
@@ -76,7 +83,24 @@ async def start_session(body: SessionCreate, auth: MemberDep, request: Request) 
         version=call.version_number,
         messages=service.to_messages(started.events),
         ended=call.outcome is not None,
+        livekit_url=room.url if room else None,
+        room=room.room if room else None,
+        token=room.token if room else None,
     )
+
+
+async def _open_room(
+    context: AppContext, livekit: livekit_api.LiveKitConfig, call: Call
+) -> livekit_api.CallRoom:
+    metadata = livekit_api.DispatchMetadata(
+        session_id=call.id, org_id=call.org_id, agent_id=call.agent_id, version=call.version_number
+    )
+    try:
+        return await livekit_api.open_call_room(livekit, metadata)
+    except Exception:
+        # Nobody can ever join this call: end it rather than leave it live.
+        await service.end_call(context, call.org_id, call.id, "failed", "livekit unavailable")
+        raise
 
 
 @router.post(

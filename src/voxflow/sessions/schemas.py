@@ -134,6 +134,11 @@ class TurnOut(BaseModel):
     events: list[dict[str, Any]] = Field(
         [], description="Agent turns: nodes entered, variables set, tool calls, issues"
     )
+    timings: dict[str, float] | None = Field(
+        None,
+        description="Voice agent turns: ms after the caller stopped speaking to the final "
+        "transcript, the first TTS audio and the first audio frame sent; the engine's ms",
+    )
 
 
 class CallOut(CallSummary):

@@ -51,6 +51,7 @@ from voxflow.sessions.schemas import (
     Transferred,
     VariableSet,
 )
+from voxflow.webhooks import events as webhook_events
 
 STREAM_TOKEN_TTL = timedelta(minutes=5)
 
@@ -135,6 +136,7 @@ async def start_session(
         session.add(call)
         await session.flush()
         session.add(_agent_turn(call, 0, events, state, latency))
+        await webhook_events.call_started(session, call)
     return StartedSession(call=call, events=events, stream_token=token)
 
 
@@ -253,6 +255,8 @@ async def _store_reply(
         if not stored:
             raise _raced()
         session.add(_agent_turn(call, seq, events, state, latency_ms))
+        if state.outcome is not None:
+            await webhook_events.call_ended(session, call.org_id, call.id)
 
 
 def _agent_turn(

@@ -1,0 +1,220 @@
+"""One voice call: a roomless livekit `AgentSession` around a `WorkflowAgent`.
+
+    outcome = await run_call(context, call, audio_input=..., audio_output=..., send=...)
+
+Any transport reuses it: the audio WebSocket (`voice.routes`) passes a `PushAudioInput` and a
+`PacedAudioOutput`; a LiveKit worker can pass the room's audio I/O. `run_call` returns when the
+workflow ended and its last line played (the outcome), or when `stop` is set or the session
+closed (None: the caller left; the transport ends the call).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import structlog
+from livekit import rtc
+from livekit.agents import AgentSession, APIConnectOptions, room_io, stt, tts
+from livekit.agents.voice.agent_session import SessionConnectOptions
+from livekit.agents.voice.events import CloseEvent, ErrorEvent, UserInputTranscribedEvent
+from livekit.agents.voice.io import AudioInput, AudioOutput
+
+from voxflow.core.context import AppContext
+from voxflow.core.settings import Settings
+from voxflow.engine.events import Outcome
+from voxflow.runtime import runtime_loader
+from voxflow.sessions.models import Call
+from voxflow.voice.agent import (
+    SendJson,
+    TurnTimer,
+    WorkflowAgent,
+    opening_line,
+    store_turn_timings,
+)
+from voxflow.voice.providers import (
+    VoiceModels,
+    WhisperSTT,
+    build_stt,
+    build_tts,
+    shared_models,
+)
+
+log = structlog.get_logger("voxflow.voice")
+RETRY_ONCE = APIConnectOptions(max_retry=1, retry_interval=0.5, timeout=10.0)
+
+
+def build_session(
+    settings: Settings,
+    models: VoiceModels,
+    *,
+    allow_interruptions: bool = True,
+    on_tts_first_byte: Callable[[], None] | None = None,
+    stt_override: stt.STT[Any] | None = None,
+    tts_override: tts.TTS[Any] | None = None,
+) -> AgentSession[None]:
+    """A session with the configured STT/TTS, silero VAD turns and VAD barge-in, no LLM.
+
+    Turn detection and interruptions are VAD-only: livekit's defaults would load its cloud
+    turn detector.
+    """
+    return AgentSession(
+        stt=stt_override or build_stt(settings, models),
+        tts=tts_override or build_tts(settings, models, on_tts_first_byte),
+        vad=models.vad,
+        turn_handling={
+            "turn_detection": "vad",
+            "endpointing": {"min_delay": 0.0, "max_delay": 3.0},
+            "interruption": {
+                "enabled": allow_interruptions,
+                "mode": "vad",
+                "min_duration": settings.voice_min_interruption_s,
+                # Without pausable playback a "false" interruption cannot be resumed.
+                "resume_false_interruption": False,
+                "false_interruption_timeout": None,
+            },
+            "preemptive_generation": {"enabled": False},
+        },
+        user_away_timeout=None,
+        # A failed STT or TTS request is retried once, then reported (`error` frame).
+        conn_options=SessionConnectOptions(
+            stt_conn_options=RETRY_ONCE, tts_conn_options=RETRY_ONCE
+        ),
+        # livekit ignores barge-ins for the first 3 s of agent speech while an echo canceller
+        # would warm up; echo cancellation is the client's part here (browsers do it).
+        aec_warmup_duration=None,
+    )
+
+
+async def run_call(
+    context: AppContext,
+    call: Call,
+    *,
+    audio_input: AudioInput | None,
+    audio_output: AudioOutput | None,
+    send: SendJson,
+    stop: asyncio.Event | None = None,
+    models: VoiceModels | None = None,
+    stt_override: stt.STT[Any] | None = None,
+    tts_override: tts.TTS[Any] | None = None,
+    room: rtc.Room | None = None,
+    room_options: room_io.RoomOptions | None = None,
+) -> Outcome | None:
+    """Run the call until the workflow ends (its outcome) or `stop` / the session closes.
+
+    The caller's turns and the agent's replies are stored as they happen (the same as text
+    sessions); voice turns' timings go to `call_turns.timings`. Ending the call when the caller
+    left (`abandoned`) is the transport's part. `stt_override`/`tts_override` replace the
+    configured providers (tests, or a worker with its own). With a `room` (the LiveKit
+    worker), the audio I/O left None is the room's (livekit's RoomIO, `room_options`).
+    """
+    settings = context.settings
+    models = models or await shared_models(settings)
+    compiled = await runtime_loader(context).load_version(
+        call.org_id, call.workflow_id, call.version_number
+    )
+    greeting = await opening_line(context, call)
+    tasks: set[asyncio.Task[Any]] = set()
+
+    def spawn(coroutine: Awaitable[Any]) -> None:
+        async def run() -> None:
+            try:
+                await coroutine
+            except Exception:
+                log.exception("voice_background_failed", call_id=call.id)
+
+        task = asyncio.create_task(run())
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
+
+    timer = TurnTimer(lambda seq, timings: spawn(store_turn_timings(context, call, seq, timings)))
+    interruptions = compiled.document.settings.interruptions
+    session = build_session(
+        settings,
+        models,
+        allow_interruptions=interruptions,
+        on_tts_first_byte=timer.tts_first_byte,
+        stt_override=stt_override,
+        tts_override=tts_override,
+    )
+    if audio_input is not None:
+        session.input.audio = audio_input
+    if audio_output is not None:
+        session.output.audio = audio_output
+        audio_output.on("playback_started", lambda _event: timer.frame_sent())
+    closed = asyncio.Event()
+
+    def transcribed(event: UserInputTranscribedEvent) -> None:
+        if event.transcript.strip():
+            message = {"type": "transcript", "role": "user", "text": event.transcript}
+            spawn(send({**message, "final": event.is_final}))
+
+    def errored(event: ErrorEvent) -> None:
+        # livekit has retried the request (conn_options) before an unrecoverable error.
+        if not isinstance(event.source, (tts.TTS, stt.STT)):
+            return
+        source = "stt" if isinstance(event.source, stt.STT) else "tts"
+        recoverable = bool(getattr(event.error, "recoverable", False))
+        log.warning(
+            "voice_provider_error",
+            call_id=call.id,
+            source=source,
+            recoverable=recoverable,
+            error=str(getattr(event.error, "error", event.error)),
+        )
+        if recoverable:
+            return
+        message = f"The {source.upper()} provider failed."
+        spawn(send({"type": "error", "code": f"{source}_failed", "message": message}))
+        if source == "stt":  # the caller was not heard: ask again (the TTS still works)
+            agent.apologize()
+
+    def session_closed(event: CloseEvent) -> None:
+        if event.error is not None:
+            log.warning("voice_session_closed", call_id=call.id, error=str(event.error))
+        closed.set()
+
+    agent = WorkflowAgent(
+        context,
+        call,
+        send=send,
+        greeting=greeting,
+        allow_interruptions=interruptions,
+        timer=timer,
+    )
+
+    def stt_failed(_error: Exception) -> None:
+        message = "The caller's speech could not be transcribed."
+        spawn(send({"type": "error", "code": "stt_failed", "message": message}))
+        agent.apologize()
+
+    recognizer = session.stt
+    if isinstance(recognizer, stt.StreamAdapter):
+        recognizer = recognizer.wrapped_stt
+    if isinstance(recognizer, WhisperSTT):
+        recognizer.on_failure = stt_failed
+    session.on("user_input_transcribed", transcribed)
+    session.on("error", errored)
+    session.on("close", session_closed)
+    waits: list[asyncio.Future[Any]] = [agent.finished, asyncio.ensure_future(closed.wait())]
+    if stop is not None:
+        waits.append(asyncio.ensure_future(stop.wait()))
+    try:
+        if room is None:
+            await session.start(agent, record=False)
+        else:
+            options = room_options or room_io.RoomOptions()
+            await session.start(agent, record=False, room=room, room_options=options)
+            if audio_output is None and session.output.audio is not None:
+                session.output.audio.on("playback_started", lambda _event: timer.frame_sent())
+        await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for waiter in waits[1:]:
+            waiter.cancel()
+        with contextlib.suppress(Exception):
+            await session.aclose()
+        if tasks:
+            await asyncio.wait(list(tasks), timeout=5.0)
+    return agent.finished.result() if agent.finished.done() else None
