@@ -8,6 +8,7 @@ except in CI (CI=true), where that is a failure.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import uuid
 import warnings
@@ -16,9 +17,10 @@ from pathlib import Path
 
 import httpx
 import pytest
+import uvicorn
 from fastapi import FastAPI
 
-from support import OrgHandle, make_settings, new_org
+from support import Deployed, OrgHandle, deploy, make_settings, new_org
 from voxflow.api.app import create_app
 from voxflow.core.context import AppContext
 from voxflow.core.migrations import upgrade
@@ -69,8 +71,13 @@ def database_url(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[str]:
     """A migrated, empty database of each backend, shared by the tests of one session."""
-    if request.param == "sqlite":
-        url = f"sqlite+aiosqlite:///{tmp_path_factory.mktemp('db') / 'voxflow.db'}"
+    yield from migrated_database(request.param, tmp_path_factory.mktemp("db"))
+
+
+def migrated_database(backend: str, folder: Path) -> Iterator[str]:
+    """A new migrated database on `backend` (a file in `folder` for SQLite), dropped after."""
+    if backend == "sqlite":
+        url = f"sqlite+aiosqlite:///{folder / 'voxflow.db'}"
         upgrade(url)
         yield url
         return
@@ -121,6 +128,26 @@ EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 @pytest.fixture(scope="session")
 def luigis_yaml() -> bytes:
     return (EXAMPLES / "luigis.yaml").read_bytes()
+
+
+@pytest.fixture
+async def luigis_agent(client: httpx.AsyncClient, org: OrgHandle, luigis_yaml: bytes) -> Deployed:
+    return await deploy(client, org, luigis_yaml)
+
+
+@pytest.fixture
+async def live_url(app: FastAPI) -> AsyncIterator[str]:
+    """The app served by uvicorn on a free port of 127.0.0.1, in this event loop."""
+    config = uvicorn.Config(app, host="127.0.0.1", port=0, lifespan="off", log_config=None)
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve())
+    while not server.started:  # noqa: ASYNC110 (uvicorn offers a flag, not an event)
+        await asyncio.sleep(0.01)
+    port = server.servers[0].sockets[0].getsockname()[1]
+    yield f"127.0.0.1:{port}"
+    server.should_exit = True
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
 
 
 def _redis_reachable(url: str) -> bool:

@@ -8,22 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from conftest import BACKENDS, _create_pg_database, _drop_pg_database
-from voxflow.core.migrations import upgrade
+from conftest import BACKENDS, migrated_database
 
 
 @pytest.fixture(params=BACKENDS)
 def own_database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "sqlite":
-        url = f"sqlite+aiosqlite:///{tmp_path / 'own.db'}"
-        upgrade(url)
-        yield url
-        return
-    url = _create_pg_database()
-    if url is None:
-        pytest.skip("PostgreSQL unreachable")
-    try:
-        upgrade(url)
-        yield url
-    finally:
-        _drop_pg_database(url)
+    yield from migrated_database(request.param, tmp_path)

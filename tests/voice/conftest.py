@@ -1,4 +1,4 @@
-"""Voice fixtures: Luigi's behind an agent, a real server, espeak-ng speech, a test client."""
+"""Voice fixtures: espeak-ng speech, and a client of the audio WebSocket."""
 
 from __future__ import annotations
 
@@ -15,34 +15,12 @@ from typing import Any
 import httpx
 import numpy as np
 import pytest
-import uvicorn
-from fastapi import FastAPI
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
-from support import Deployed, OrgHandle, deploy
+from support import Deployed
 
 FRAME_BYTES = 640  # 20 ms of 16 kHz PCM16
-
-
-@pytest.fixture
-async def luigis_agent(client: httpx.AsyncClient, org: OrgHandle, luigis_yaml: bytes) -> Deployed:
-    return await deploy(client, org, luigis_yaml)
-
-
-@pytest.fixture
-async def live_url(app: FastAPI) -> AsyncIterator[str]:
-    """The app served by uvicorn on a free port of 127.0.0.1, in this event loop."""
-    config = uvicorn.Config(app, host="127.0.0.1", port=0, lifespan="off", log_config=None)
-    server = uvicorn.Server(config)
-    task = asyncio.create_task(server.serve())
-    while not server.started:  # noqa: ASYNC110 (uvicorn offers a flag, not an event)
-        await asyncio.sleep(0.01)
-    port = server.servers[0].sockets[0].getsockname()[1]
-    yield f"127.0.0.1:{port}"
-    server.should_exit = True
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
 
 
 @pytest.fixture(scope="session")
