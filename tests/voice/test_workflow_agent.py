@@ -18,13 +18,8 @@ from voice.conftest import call_record, start_voice_session
 from voice.fakes import InstantTTS
 from voxflow.core.context import AppContext
 from voxflow.sessions.repository import CallRepository
-from voxflow.voice.agent import (
-    APOLOGY,
-    TurnTimer,
-    WorkflowAgent,
-    opening_line,
-    store_turn_timings,
-)
+from voxflow.sessions.service import opening_line, store_turn_timings
+from voxflow.voice.agent import APOLOGY, TurnTimer, WorkflowAgent
 from voxflow.voice.audio_transport import AudioRateGuard, PacedAudioOutput, PushAudioInput
 from voxflow.voice.call import run_call
 from voxflow.voice.providers import VoiceModels, WhisperSTT

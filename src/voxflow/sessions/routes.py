@@ -73,7 +73,7 @@ async def start_session(body: SessionCreate, auth: MemberDep, request: Request) 
         audio_url = f"{base}/v1/sessions/{call.id}/audio?token={started.stream_token}"
     room = None
     if livekit is not None and call.outcome is None:
-        room = await _open_room(context, livekit, call)
+        room = await service.open_livekit_room(context, livekit, call)
     return SessionStarted(
         session_id=call.id,
         audio_url=audio_url,
@@ -87,20 +87,6 @@ async def start_session(body: SessionCreate, auth: MemberDep, request: Request) 
         room=room.room if room else None,
         token=room.token if room else None,
     )
-
-
-async def _open_room(
-    context: AppContext, livekit: livekit_api.LiveKitConfig, call: Call
-) -> livekit_api.CallRoom:
-    metadata = livekit_api.DispatchMetadata(
-        session_id=call.id, org_id=call.org_id, agent_id=call.agent_id, version=call.version_number
-    )
-    try:
-        return await livekit_api.open_call_room(livekit, metadata)
-    except Exception:
-        # Nobody can ever join this call: end it rather than leave it live.
-        await service.end_call(context, call.org_id, call.id, "failed", "livekit unavailable")
-        raise
 
 
 @router.post(

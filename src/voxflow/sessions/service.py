@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from pydantic import JsonValue
+from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
 from voxflow.core.context import AppContext
@@ -51,6 +52,7 @@ from voxflow.sessions.schemas import (
     Transferred,
     VariableSet,
 )
+from voxflow.voice import livekit_api
 from voxflow.webhooks import events as webhook_events
 
 STREAM_TOKEN_TTL = timedelta(minutes=5)
@@ -289,3 +291,48 @@ def _turn_lock(context: AppContext, call_id: str) -> asyncio.Lock:
         for key in [key for key, held in locks.items() if not held.locked() and key != call_id]:
             del locks[key]
     return lock
+
+
+async def opening_line(context: AppContext, call: Call) -> str:
+    """What the agent said when the session started (turn 0), if nothing happened since."""
+    if call.turn_count:
+        return ""
+    async with context.sessionmaker() as session:
+        turn = await session.scalar(
+            select(CallTurn).where(
+                CallTurn.org_id == call.org_id, CallTurn.call_id == call.id, CallTurn.seq == 0
+            )
+        )
+    return turn.text if turn is not None else ""
+
+
+async def store_turn_timings(
+    context: AppContext, call: Call, seq: int, timings: dict[str, float]
+) -> None:
+    """Record a voice turn's timings on its agent turn (`call_turns.timings`)."""
+    async with context.sessionmaker() as session, session.begin():
+        await session.execute(
+            update(CallTurn)
+            .where(
+                CallTurn.org_id == call.org_id,
+                CallTurn.call_id == call.id,
+                CallTurn.seq == seq,
+                CallTurn.role == "agent",
+            )
+            .values(timings=json.dumps(timings))
+        )
+
+
+async def open_livekit_room(
+    context: AppContext, livekit: livekit_api.LiveKitConfig, call: Call
+) -> livekit_api.CallRoom:
+    """Create the call's room and dispatch the agent to it; a call nobody can join is ended."""
+    metadata = livekit_api.DispatchMetadata(
+        session_id=call.id, org_id=call.org_id, agent_id=call.agent_id, version=call.version_number
+    )
+    try:
+        return await livekit_api.open_call_room(livekit, metadata)
+    except Exception:
+        # Nobody can ever join this call: end it rather than leave it live.
+        await end_call(context, call.org_id, call.id, "failed", "livekit unavailable")
+        raise

@@ -32,6 +32,7 @@ from voxflow.tools.network import (
     GuardedTransport,
     HostResolutionError,
     IPNetwork,
+    check_http_url,
 )
 from voxflow.tools.registry import ToolContext, ToolError, ToolSpec
 
@@ -65,18 +66,6 @@ _CLIENT_MANAGED_HEADERS = frozenset(
 _ACCEPT_ENCODING = "gzip, deflate"
 
 
-def _check_url(value: str) -> str:
-    try:
-        url = httpx.URL(value)
-    except httpx.InvalidURL:
-        raise ValueError("not a valid URL") from None
-    if url.scheme not in ("http", "https"):
-        raise ValueError("only http and https URLs are allowed")
-    if not url.host:
-        raise ValueError("the URL has no host")
-    return value
-
-
 def _check_header_name(name: str) -> str:
     if not _TOKEN.fullmatch(name):
         raise ValueError("not a valid header name")
@@ -105,7 +94,7 @@ class HttpRequestArgs(BaseModel):
     url: Annotated[
         str,
         Field(max_length=MAX_URL_LENGTH, description="An http or https URL."),
-        AfterValidator(_check_url),
+        AfterValidator(check_http_url),
     ]
     headers: dict[HeaderName, HeaderValue] = Field(
         default_factory=dict, max_length=MAX_HEADERS, description="Request headers."

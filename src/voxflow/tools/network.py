@@ -200,3 +200,17 @@ class GuardedTransport(httpx.AsyncHTTPTransport):
             keepalive_expiry=limits.keepalive_expiry,
             network_backend=network_backend,
         )
+
+
+def check_http_url(value: str) -> str:
+    """A pydantic validator: an absolute http(s) URL with a host (its address is checked later,
+    when connecting)."""
+    try:
+        url = httpx.URL(value)
+    except httpx.InvalidURL:
+        raise ValueError("not a valid URL") from None
+    if url.scheme not in ("http", "https"):
+        raise ValueError("only http and https URLs are allowed")
+    if not url.host:
+        raise ValueError("the URL has no host")
+    return value

@@ -12,7 +12,6 @@ JSON messages through `send` (`node`, `transcript`, `end`, `error`; docs/api.md)
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -20,7 +19,6 @@ from typing import Any
 import structlog
 from livekit.agents import Agent, StopResponse, llm
 from livekit.agents.voice import SpeechHandle
-from sqlalchemy import select, update
 
 from voxflow.core.context import AppContext
 from voxflow.core.errors import VoxflowError
@@ -28,7 +26,7 @@ from voxflow.engine.events import EnterNode, Outcome, spoken_text
 from voxflow.orgs.auth import AuthSubject
 from voxflow.orgs.models import Role
 from voxflow.sessions import service
-from voxflow.sessions.models import Call, CallTurn
+from voxflow.sessions.models import Call
 
 log = structlog.get_logger("voxflow.voice")
 
@@ -176,33 +174,3 @@ class WorkflowAgent(Agent):
         task = asyncio.create_task(run())
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
-
-
-async def opening_line(context: AppContext, call: Call) -> str:
-    """What the agent said when the session started (turn 0), if nothing happened since."""
-    if call.turn_count:
-        return ""
-    async with context.sessionmaker() as session:
-        turn = await session.scalar(
-            select(CallTurn).where(
-                CallTurn.org_id == call.org_id, CallTurn.call_id == call.id, CallTurn.seq == 0
-            )
-        )
-    return turn.text if turn is not None else ""
-
-
-async def store_turn_timings(
-    context: AppContext, call: Call, seq: int, timings: dict[str, float]
-) -> None:
-    """Record a voice turn's timings on its agent turn (`call_turns.timings`)."""
-    async with context.sessionmaker() as session, session.begin():
-        await session.execute(
-            update(CallTurn)
-            .where(
-                CallTurn.org_id == call.org_id,
-                CallTurn.call_id == call.id,
-                CallTurn.seq == seq,
-                CallTurn.role == "agent",
-            )
-            .values(timings=json.dumps(timings))
-        )

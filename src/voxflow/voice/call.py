@@ -27,13 +27,8 @@ from voxflow.core.settings import Settings
 from voxflow.engine.events import Outcome
 from voxflow.runtime import runtime_loader
 from voxflow.sessions.models import Call
-from voxflow.voice.agent import (
-    SendJson,
-    TurnTimer,
-    WorkflowAgent,
-    opening_line,
-    store_turn_timings,
-)
+from voxflow.sessions.service import opening_line, store_turn_timings
+from voxflow.voice.agent import SendJson, TurnTimer, WorkflowAgent
 from voxflow.voice.providers import (
     VoiceModels,
     WhisperSTT,

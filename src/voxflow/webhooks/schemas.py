@@ -3,27 +3,15 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Literal, get_args
 
-import httpx
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from voxflow.core.deps import NO_NUL
+from voxflow.tools.network import check_http_url
 
 EventType = Literal["call.started", "call.ended"]
 EVENT_TYPES: tuple[EventType, ...] = get_args(EventType)
 DeliveryStatus = Literal["pending", "delivered", "failed"]
 MAX_URL_LENGTH = 2048
-
-
-def _http_url(value: str) -> str:
-    try:
-        url = httpx.URL(value)
-    except httpx.InvalidURL:
-        raise ValueError("not a valid URL") from None
-    if url.scheme not in ("http", "https"):
-        raise ValueError("only http and https URLs are allowed")
-    if not url.host:
-        raise ValueError("the URL has no host")
-    return value
 
 
 def _distinct(events: list[EventType]) -> list[EventType]:
@@ -37,7 +25,7 @@ WebhookURL = Annotated[
         pattern=NO_NUL,
         description="Where events are POSTed: an http(s) URL on a public address",
     ),
-    AfterValidator(_http_url),
+    AfterValidator(check_http_url),
 ]
 EventList = Annotated[
     list[EventType],
