@@ -19,7 +19,7 @@ from voice.conftest import (
     voice_client,
 )
 from voxflow.core.settings import Settings
-from voxflow.voice.providers import shared_models, transcribe_pcm16
+from voxflow.voice.offline import shared_models, transcribe_pcm16
 
 pytestmark = pytest.mark.slow
 

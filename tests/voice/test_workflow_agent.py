@@ -22,7 +22,7 @@ from voxflow.sessions.service import opening_line, store_turn_timings
 from voxflow.voice.agent import APOLOGY, TurnTimer, WorkflowAgent
 from voxflow.voice.audio_transport import AudioRateGuard, PacedAudioOutput, PushAudioInput
 from voxflow.voice.call import run_call
-from voxflow.voice.providers import VoiceModels, WhisperSTT
+from voxflow.voice.offline import VoiceModels, WhisperSTT
 
 
 async def test_the_engine_decides_and_the_agent_speaks_its_lines(

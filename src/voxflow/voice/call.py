@@ -29,13 +29,8 @@ from voxflow.runtime import runtime_loader
 from voxflow.sessions.models import Call
 from voxflow.sessions.service import opening_line, store_turn_timings
 from voxflow.voice.agent import SendJson, TurnTimer, WorkflowAgent
-from voxflow.voice.providers import (
-    VoiceModels,
-    WhisperSTT,
-    build_stt,
-    build_tts,
-    shared_models,
-)
+from voxflow.voice.offline import VoiceModels, WhisperSTT, shared_models
+from voxflow.voice.providers import build_stt, build_tts
 
 log = structlog.get_logger("voxflow.voice")
 RETRY_ONCE = APIConnectOptions(max_retry=1, retry_interval=0.5, timeout=10.0)

@@ -47,7 +47,7 @@ from voxflow.voice.livekit_api import (
     LiveKitConfig,
     caller_identity,
 )
-from voxflow.voice.providers import VoiceModels, shared_models
+from voxflow.voice.offline import VoiceModels, shared_models
 
 log = structlog.get_logger("voxflow.voice.worker")
 
