@@ -128,7 +128,7 @@ async def test_extraction_fills_what_the_parser_could_not(clock: Clock) -> None:
     assert llm.requests[1].function_names == ("set_party_size",)
 
 
-async def test_a_failing_model_takes_the_nodes_error_path(clock: Clock) -> None:
+async def test_a_failing_model_is_recorded_and_the_caller_asked_again(clock: Clock) -> None:
     engine = engine_for(luigis(), clock, llm=FailingLLM())
     state, _ = await engine.start()
 
@@ -137,4 +137,17 @@ async def test_a_failing_model_takes_the_nodes_error_path(clock: Clock) -> None:
     issue = of_type(events, RuntimeIssue)[0]
     assert issue.code == "llm_error"
     assert "503" in issue.message
-    assert state.outcome == "failed"
+    assert state.outcome is None
+    assert state.node_id == "intent"
+    assert "trouble" in said(events)
+
+
+async def test_a_model_that_keeps_failing_leads_to_the_nodes_fallback(clock: Clock) -> None:
+    engine = engine_for(luigis(), clock, llm=FailingLLM())
+    state, _ = await engine.start()
+
+    for _ in range(3):  # intent's max_turns
+        events = await engine.handle_user_turn(state, "hello")
+
+    assert state.outcome == "transferred"  # intent's fallback: human
+    assert "colleague" in said(events)

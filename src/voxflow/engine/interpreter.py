@@ -5,9 +5,11 @@
     events = await engine.handle_user_turn(state, "a table for four please")
 
 `state` is updated in place and is plain JSON between turns. Nothing here raises because of
-what a workflow or a caller does: template, condition, tool and model failures become
-`RuntimeIssue` events and the call continues on the node's error path (`on_error`), or ends
-`failed` when the node has none.
+what a workflow or a caller does: template, condition and tool failures become `RuntimeIssue`
+events and the call continues on the node's error path (`on_error`), or ends `failed` when the
+node has none; a model that fails (after its client's one retry) is recorded the same way and the
+node goes on without it (an apology, then its `fallback`). A voice call passes a `Speech` to
+`handle_user_turn` to hear each line as soon as the engine decides it (`engine.speech`).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from voxflow.engine.events import End, EnterNode, Event, Outcome, RuntimeIssue, 
 from voxflow.engine.nodes import enter, on_user_turn
 from voxflow.engine.routing import Candidate, best_example_match, check_route
 from voxflow.engine.secrets import Secrets
+from voxflow.engine.speech import Speech
 from voxflow.engine.state import Clock, State
 from voxflow.providers.llm.base import LLM
 
@@ -87,8 +90,10 @@ class Engine:
         await turn.run_from(self.document.start)
         return state, turn.events
 
-    async def handle_user_turn(self, state: State, text: str) -> list[Event]:
-        turn = Turn(self, state)
+    async def handle_user_turn(
+        self, state: State, text: str, *, speech: Speech | None = None
+    ) -> list[Event]:
+        turn = Turn(self, state, speech)
         if state.ended or state.node_id is None:
             return turn.events
         if self._out_of_time(state):
@@ -136,10 +141,11 @@ class Engine:
 class Turn:
     """One call of the engine: the state it changes and the events it reports."""
 
-    def __init__(self, engine: Engine, state: State) -> None:
+    def __init__(self, engine: Engine, state: State, speech: Speech | None = None) -> None:
         self.engine = engine
         self.version = engine.version
         self.state = state
+        self.speech = speech
         self.events: list[Event] = []
 
     @property
@@ -147,11 +153,14 @@ class Turn:
         """Variables as templates see them: unset ones are left out, so `default()` applies."""
         return {name: value for name, value in self.state.variables.items() if value is not None}
 
-    def say(self, text: str, node_id: str) -> None:
+    def say(self, text: str, node_id: str, *, spoken: bool = False) -> None:
+        """Say a line; `spoken` when its pieces already went to the speech as they came."""
         text = text.strip()
         if text:
             self.events.append(Say(text=text, node_id=node_id))
             self.state.remember("assistant", text)
+            if self.speech is not None and not spoken:
+                self.speech.say(text)
 
     def say_template(self, node: Node, field: str) -> str | None:
         """Render and say a node's text field; the error when it cannot be rendered."""

@@ -41,7 +41,8 @@ async def on_answer(turn: Turn, node: CollectNode, text: str) -> str | None:
         try:
             value = await _extract(turn, node, spec, text, context)
         except LLMError as exc:
-            return turn.error_path(node, "llm_error", str(exc))
+            # The parser already had its go: without the model the answer is just unusable.
+            turn.issue(node.id, "llm_error", str(exc))
     if value is None:
         return _ask_again(turn, node, invalid=False)
     if node.validate_ is not None:
