@@ -19,6 +19,10 @@ class HeardSpeech:
         self.pieces: list[str] = []
         self.lines: list[str] = []
         self._partial: list[str] = []
+        self.nodes: list[str] = []
+
+    def entered(self, node_id: str) -> None:
+        self.nodes.append(node_id)
 
     def say(self, text: str) -> None:
         self.pieces.append(text)
@@ -41,6 +45,7 @@ async def test_lines_of_every_node_entered_reach_the_speech_in_order(clock: Cloc
     events = await engine.handle_user_turn(state, "when are you open", speech=heard)
 
     assert heard.lines == ["We're open 5 to 11 pm every day.", "Thanks, see you soon!"]
+    assert heard.nodes == ["hours", "bye"]
     assert " ".join(heard.lines) == said(events)
 
 

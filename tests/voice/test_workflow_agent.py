@@ -17,8 +17,9 @@ from support import Deployed
 from voice.conftest import call_record, start_voice_session
 from voice.fakes import InstantTTS
 from voxflow.core.context import AppContext
+from voxflow.sessions.live import LiveCall
 from voxflow.sessions.repository import CallRepository
-from voxflow.sessions.service import opening_line, store_turn_timings
+from voxflow.sessions.service import opening_line
 from voxflow.voice.agent import APOLOGY, TurnTimer, WorkflowAgent
 from voxflow.voice.audio_transport import AudioRateGuard, PacedAudioOutput, PushAudioInput
 from voxflow.voice.call import run_call
@@ -45,7 +46,7 @@ async def test_the_engine_decides_and_the_agent_speaks_its_lines(
 
     def timed(seq: int, figures: dict[str, float]) -> None:
         timings.append((seq, figures))
-        stores.append(asyncio.create_task(store_turn_timings(context, call, seq, figures)))
+        stores.append(asyncio.create_task(live.store_timings(seq, figures)))
 
     fake_tts = InstantTTS()
     timer = TurnTimer(timed)
@@ -58,7 +59,8 @@ async def test_the_engine_decides_and_the_agent_speaks_its_lines(
     session.input.audio = PushAudioInput()
     session.output.audio = output
     greeting = await opening_line(context, call)
-    agent = WorkflowAgent(context, call, send=send, greeting=greeting, timer=timer)
+    live = await LiveCall.open(context, call)
+    agent = WorkflowAgent(live, send=send, greeting=greeting, timer=timer)
     await session.start(agent, record=False)
     try:
         for line in ("opening hours",):
@@ -79,7 +81,8 @@ async def test_the_engine_decides_and_the_agent_speaks_its_lines(
     )
     assert audio, "no agent audio was sent"
     kinds = [m["type"] for m in sent]
-    assert kinds == ["transcript", "node", "node", "transcript", "end"]
+    # Each node is announced before its line, as the engine enters it.
+    assert kinds == ["transcript", "node", "transcript", "node", "transcript", "end"]
     assert [m["id"] for m in sent if m["type"] == "node"] == ["hours", "bye"]
     assert sent[-1] == {"type": "end", "outcome": "completed"}
     assert [seq for seq, _ in timings] == [2]

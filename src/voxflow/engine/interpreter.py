@@ -210,6 +210,8 @@ class Turn:
             node = self.version.node(target)
             self.state.node_id, self.state.turns, self.state.pending = node.id, 0, None
             self.events.append(EnterNode(id=node.id))
+            if self.speech is not None:
+                self.speech.entered(node.id)
             target = await enter(self, node)
         self.issue(self.state.node_id or "", "loop", "too many steps without a caller turn")
         self.finish("failed", "loop without a caller turn")

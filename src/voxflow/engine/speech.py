@@ -13,6 +13,10 @@ from typing import Protocol
 
 
 class Speech(Protocol):
+    def entered(self, node_id: str) -> None:
+        """The call moved to `node_id` (before that node's lines), for a live view of the call."""
+        ...
+
     def say(self, text: str) -> None:
         """A whole line, to speak after what was handed over before."""
         ...

@@ -32,6 +32,7 @@ from voxflow.engine.events import (
     EnterNode,
     Event,
     Outcome,
+    RuntimeIssue,
     Say,
     SetVariable,
     Transfer,
@@ -143,26 +144,12 @@ async def start_session(
 
 
 async def take_turn(context: AppContext, auth: AuthSubject, call_id: str, text: str) -> TurnOutcome:
-    async with _turn_lock(context, call_id):
+    async with turn_lock(context, call_id):
         call = await _open_call(context, auth.org_id, call_id)
         state = State.model_validate_json(call.state)
         user_seq = call.turn_count * 2 + 1
         # The caller's words are stored first: whatever happens next, they are on record.
-        try:
-            async with context.sessionmaker() as session, session.begin():
-                session.add(
-                    CallTurn(
-                        id=new_id("turn"),
-                        org_id=call.org_id,
-                        call_id=call.id,
-                        seq=user_seq,
-                        role="user",
-                        text=text,
-                        node_id=state.node_id,
-                    )
-                )
-        except IntegrityError:
-            raise _raced() from None
+        await store_caller_words(context, call, user_seq, text, state.node_id)
         compiled = await runtime_loader(context).load_version(
             call.org_id, call.workflow_id, call.version_number
         )
@@ -170,7 +157,7 @@ async def take_turn(context: AppContext, auth: AuthSubject, call_id: str, text: 
         started = time.perf_counter()
         events = await engine.handle_user_turn(state, text)
         latency = (time.perf_counter() - started) * 1000
-        await _store_reply(context, call, events, state, latency, user_seq + 1)
+        await store_reply(context, call, events, state, latency, user_seq + 1)
         return TurnOutcome(events=events, outcome=state.outcome)
 
 
@@ -178,7 +165,7 @@ async def end_call(
     context: AppContext, org_id: str, call_id: str, outcome: Outcome, reason: str
 ) -> list[Event]:
     """End a live call from outside the conversation (hang-up, time limit); no-op if ended."""
-    async with _turn_lock(context, call_id):
+    async with turn_lock(context, call_id):
         async with context.sessionmaker() as session:
             call = await CallRepository(session).get(org_id, call_id)
         if call is None or call.outcome is not None:
@@ -189,7 +176,7 @@ async def end_call(
         state = State.model_validate_json(call.state)
         engine = engine_for(context, compiled, org_id=call.org_id, call_id=call.id)
         events = engine.end(state, outcome, reason)
-        await _store_reply(context, call, events, state, 0.0, call.turn_count * 2 + 2)
+        await store_reply(context, call, events, state, 0.0, call.turn_count * 2 + 2)
         return events
 
 
@@ -238,7 +225,7 @@ async def _open_call(context: AppContext, org_id: str, call_id: str) -> Call:
     return call
 
 
-async def _store_reply(
+async def store_reply(
     context: AppContext,
     call: Call,
     events: list[Event],
@@ -246,6 +233,7 @@ async def _store_reply(
     latency_ms: float,
     seq: int,
 ) -> None:
+    """Store the agent's reply (turn `seq`) and the state after it, if no other turn raced it."""
     async with context.sessionmaker() as session, session.begin():
         stored = await CallRepository(session).save_progress(
             call,
@@ -255,7 +243,7 @@ async def _store_reply(
             now=utcnow(),
         )
         if not stored:
-            raise _raced()
+            raise raced()
         session.add(_agent_turn(call, seq, events, state, latency_ms))
         if state.outcome is not None:
             await webhook_events.call_ended(session, call.org_id, call.id)
@@ -277,11 +265,52 @@ def _agent_turn(
     )
 
 
-def _raced() -> Conflict:
+async def store_caller_words(
+    context: AppContext, call: Call, seq: int, text: str, node_id: str | None
+) -> None:
+    """Store what the caller said as turn `seq`; a turn already there means a race (409)."""
+    try:
+        async with context.sessionmaker() as session, session.begin():
+            session.add(
+                CallTurn(
+                    id=new_id("turn"),
+                    org_id=call.org_id,
+                    call_id=call.id,
+                    seq=seq,
+                    role="user",
+                    text=text,
+                    node_id=node_id,
+                )
+            )
+    except IntegrityError:
+        raise raced() from None
+
+
+async def record_turn_issue(
+    context: AppContext, call: Call, seq: int, node_id: str, code: str, message: str
+) -> None:
+    """Add what went wrong while an agent turn was voiced (a provider failed) to its events."""
+    async with context.sessionmaker() as session, session.begin():
+        turn = await session.scalar(
+            select(CallTurn).where(
+                CallTurn.org_id == call.org_id,
+                CallTurn.call_id == call.id,
+                CallTurn.seq == seq,
+                CallTurn.role == "agent",
+            )
+        )
+        if turn is None:
+            return
+        events = EVENTS.validate_json(turn.events)
+        events.append(RuntimeIssue(node_id=node_id, code=code, message=message))
+        turn.events = EVENTS.dump_json(events).decode()
+
+
+def raced() -> Conflict:
     return Conflict("Another turn of this session was taken at the same time; send it again.")
 
 
-def _turn_lock(context: AppContext, call_id: str) -> asyncio.Lock:
+def turn_lock(context: AppContext, call_id: str) -> asyncio.Lock:
     # asyncio.Lock wakes waiters in arrival order, so queued turns run in the order sent.
     locks: dict[str, asyncio.Lock] = context.extras.setdefault("session_turn_locks", {})
     lock = locks.get(call_id)

@@ -2,10 +2,11 @@
 
 `WorkflowAgent` speaks the greeting the session computed when it was created (the stored agent
 turn 0; the engine does not start twice), then takes each final transcript of the caller as a
-turn (`sessions.service.take_turn`: the caller's words are stored before the engine runs, the
-reply after) and says the engine's lines. No language model is involved: the engine routes by
-examples offline, or calls its configured model itself. The agent reports what happens as
-JSON messages through `send` (`node`, `transcript`, `end`, `error`; docs/api.md) and resolves
+turn of its `LiveCall` and voices the engine's lines as the engine decides them: one livekit
+speech per turn whose text streams in (a transition line plays while the next node still runs;
+a conversation node's model reply plays while the model writes it). livekit's own LLM is not
+used: the engine calls its configured model itself. The agent reports what happens as JSON
+messages through `send` (`node`, `transcript`, `end`, `error`; docs/api.md) and resolves
 `finished` with the outcome once the last line has played.
 """
 
@@ -13,24 +14,24 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import structlog
 from livekit.agents import Agent, StopResponse, llm
 from livekit.agents.voice import SpeechHandle
 
-from voxflow.core.context import AppContext
 from voxflow.core.errors import VoxflowError
-from voxflow.engine.events import EnterNode, Outcome, spoken_text
-from voxflow.orgs.auth import AuthSubject
-from voxflow.orgs.models import Role
-from voxflow.sessions import service
-from voxflow.sessions.models import Call
+from voxflow.engine.events import Outcome
+from voxflow.sessions.live import LiveCall
 
 log = structlog.get_logger("voxflow.voice")
 
 APOLOGY = "Sorry, I didn't catch that. Could you say it again?"
+# Ends each line in a turn's text stream. livekit's sentence splitter holds a text's last
+# sentence until more text comes, but ends one at a newline: a finished transition line is
+# voiced at once even while the next node still works (a tool call).
+LINE_END = "\n"
 
 SendJson = Callable[[dict[str, Any]], Awaitable[None]]
 
@@ -38,9 +39,10 @@ SendJson = Callable[[dict[str, Any]], Awaitable[None]]
 class TurnTimer:
     """Times one voice turn from the end of the caller's speech; `on_done` gets the timings.
 
-    All figures are ms after the caller stopped speaking (`engine_ms` is the engine's turn,
-    storing included): `transcript_ms` (final transcript), `first_tts_byte_ms` (the TTS's first
-    audio), `first_audio_ms` (the first agent audio frame sent to the caller).
+    All figures are ms after the caller stopped speaking, except `engine_ms` (the engine's time
+    from the final transcript to its first line): `transcript_ms` (final transcript),
+    `first_llm_token_ms` (a conversation node's model started answering), `first_tts_byte_ms`
+    (the TTS's first audio), `first_audio_ms` (the first agent audio frame sent to the caller).
     """
 
     def __init__(self, on_done: Callable[[int, dict[str, float]], None]) -> None:
@@ -57,6 +59,14 @@ class TurnTimer:
         assert self._anchor is not None
         return round((time.time() - self._anchor) * 1000, 1)
 
+    def note(self, name: str, value: float) -> None:
+        if self._anchor is not None and name not in self._timings:
+            self._timings[name] = value
+
+    def llm_first_token(self) -> None:
+        if self._anchor is not None and "first_llm_token_ms" not in self._timings:
+            self._timings["first_llm_token_ms"] = self._since()
+
     def tts_first_byte(self) -> None:
         if self._anchor is not None and "first_tts_byte_ms" not in self._timings:
             self._timings["first_tts_byte_ms"] = self._since()
@@ -72,11 +82,67 @@ class TurnTimer:
         self._anchor, self._timings = None, {}
 
 
+class TurnSpeech:
+    """The speech of one turn: a single livekit speech whose text arrives as it is decided.
+
+    It opens on the first line (a turn that says nothing speaks nothing) and ends with `close`.
+    Lines are sent to the caller as `transcript` messages; a model's reply piece by piece
+    (`final: false`), then whole.
+    """
+
+    def __init__(self, agent: WorkflowAgent) -> None:
+        self.agent = agent
+        self.handle: SpeechHandle | None = None
+        self._started = time.perf_counter()
+        self._texts: asyncio.Queue[str | None] = asyncio.Queue()
+        self._partial: list[str] = []
+
+    def entered(self, node_id: str) -> None:
+        self.agent.spawn(self.agent.send({"type": "node", "id": node_id}))
+
+    def say(self, text: str) -> None:
+        self._open()
+        self._texts.put_nowait(text + LINE_END)
+        self._transcript(text, final=True)
+
+    def say_partial(self, text: str) -> None:
+        if not self._partial and self.agent.timer is not None:
+            self.agent.timer.llm_first_token()
+        self._open()
+        self._texts.put_nowait(text)
+        self._partial.append(text)
+        self._transcript("".join(self._partial), final=False)
+
+    def end_partial(self) -> None:
+        self._texts.put_nowait(LINE_END)
+        self._transcript("".join(self._partial).strip(), final=True)
+        self._partial = []
+
+    def close(self) -> None:
+        self._texts.put_nowait(None)
+
+    def _open(self) -> None:
+        if self.handle is None:
+            if self.agent.timer is not None:  # the engine's time to its first line
+                elapsed = (time.perf_counter() - self._started) * 1000
+                self.agent.timer.note("engine_ms", round(elapsed, 1))
+            self.handle = self.agent.session.say(
+                self._stream(), allow_interruptions=self.agent.interruptible
+            )
+
+    async def _stream(self) -> AsyncIterator[str]:
+        while (text := await self._texts.get()) is not None:
+            yield text
+
+    def _transcript(self, text: str, *, final: bool) -> None:
+        message = {"type": "transcript", "role": "agent", "text": text, "final": final}
+        self.agent.spawn(self.agent.send(message))
+
+
 class WorkflowAgent(Agent):
     def __init__(
         self,
-        context: AppContext,
-        call: Call,
+        live: LiveCall,
         *,
         send: SendJson,
         greeting: str,
@@ -86,9 +152,7 @@ class WorkflowAgent(Agent):
         super().__init__(
             instructions="Voxflow workflow agent: the workflow engine decides every reply."
         )
-        self.context = context
-        self.call = call
-        self.auth = AuthSubject(org_id=call.org_id, role=Role.member)
+        self.live = live
         self.send = send
         self.greeting = greeting
         self.interruptible = allow_interruptions
@@ -96,12 +160,11 @@ class WorkflowAgent(Agent):
         self.finished: asyncio.Future[Outcome | None] = asyncio.get_running_loop().create_future()
         self._tasks: set[asyncio.Task[None]] = set()
         self._ending = False
-        self._turn_count = call.turn_count
 
     async def on_enter(self) -> None:
         handle = self._speak(self.greeting) if self.greeting else None
-        if self.call.outcome is not None:  # the workflow ended as it started
-            self._finish_after(handle, self.call.outcome)  # type: ignore[arg-type]
+        if self.live.call.outcome is not None:  # the workflow ended as it started
+            self._finish_after(handle, self.live.call.outcome)  # type: ignore[arg-type]
 
     async def on_user_turn_completed(
         self, turn_ctx: llm.ChatContext, new_message: llm.ChatMessage
@@ -109,38 +172,30 @@ class WorkflowAgent(Agent):
         text = (new_message.text_content or "").strip()
         if not text or self.finished.done() or self._ending:
             raise StopResponse()
-        now = time.time()
-        stopped = new_message.metrics.get("stopped_speaking_at") or now
+        stopped = new_message.metrics.get("stopped_speaking_at") or time.time()
         timings: dict[str, float] = {}
         if (delay := new_message.metrics.get("transcription_delay")) is not None:
             timings["transcript_ms"] = round(delay * 1000, 1)
-        started = time.perf_counter()
+        if self.timer is not None:
+            # Turn n's caller line is stored as seq 2n-1, the reply as 2n.
+            self.timer.begin(self.live.last_agent_seq + 2, stopped, timings)
+        speech = TurnSpeech(self)
         try:
-            result = await service.take_turn(self.context, self.auth, self.call.id, text)
+            result = await self.live.take_turn(text, speech)
         except VoxflowError as exc:
-            await self.send({"type": "error", "code": exc.slug, "message": exc.detail})
+            self.spawn(self.send({"type": "error", "code": exc.slug, "message": exc.detail}))
             raise StopResponse() from None
         except Exception:
-            log.exception("voice_turn_failed", call_id=self.call.id)
-            await self.send(
-                {"type": "error", "code": "internal", "message": "The turn failed; it is logged."}
-            )
+            log.exception("voice_turn_failed", call_id=self.live.call.id)
+            message = "The turn failed; it is logged."
+            self.spawn(self.send({"type": "error", "code": "internal", "message": message}))
             raise StopResponse() from None
-        timings["engine_ms"] = round((time.perf_counter() - started) * 1000, 1)
-        self._turn_count += 1
-        for event in result.events:
-            if isinstance(event, EnterNode):
-                await self.send({"type": "node", "id": event.id})
-        reply = spoken_text(result.events)
-        if self.timer is not None:
-            if reply:
-                # Turn n's caller line is stored as seq 2n-1, the reply as 2n.
-                self.timer.begin(self._turn_count * 2, stopped, timings)
-            else:
+        finally:
+            speech.close()
+            if speech.handle is None and self.timer is not None:
                 self.timer.cancel()
-        handle = self._speak(reply) if reply else None
         if result.outcome is not None:
-            self._finish_after(handle, result.outcome)
+            self._finish_after(speech.handle, result.outcome)
         raise StopResponse()
 
     def apologize(self) -> None:
@@ -149,7 +204,7 @@ class WorkflowAgent(Agent):
             self._speak(APOLOGY)
 
     def _speak(self, text: str) -> SpeechHandle:
-        self._spawn(self.send({"type": "transcript", "role": "agent", "text": text, "final": True}))
+        self.spawn(self.send({"type": "transcript", "role": "agent", "text": text, "final": True}))
         return self.session.say(text, allow_interruptions=self.interruptible)
 
     def _finish_after(self, handle: SpeechHandle | None, outcome: Outcome) -> None:
@@ -160,16 +215,21 @@ class WorkflowAgent(Agent):
                 try:
                     await handle.wait_for_playout()
                 except Exception:  # the session closed under it: the call ended anyway
-                    log.debug("voice_final_line_not_played", call_id=self.call.id)
+                    log.debug("voice_final_line_not_played", call_id=self.live.call.id)
             await self.send({"type": "end", "outcome": outcome})
             if not self.finished.done():
                 self.finished.set_result(outcome)
 
-        self._spawn(finish())
+        self.spawn(finish())
 
-    def _spawn(self, coroutine: Awaitable[None]) -> None:
+    def spawn(self, coroutine: Awaitable[None]) -> None:
+        """Run `coroutine` beside the conversation (its failure is logged, never raised)."""
+
         async def run() -> None:
-            await coroutine
+            try:
+                await coroutine
+            except Exception:
+                log.exception("voice_background_failed", call_id=self.live.call.id)
 
         task = asyncio.create_task(run())
         self._tasks.add(task)

@@ -25,9 +25,9 @@ from livekit.agents.voice.io import AudioInput, AudioOutput
 from voxflow.core.context import AppContext
 from voxflow.core.settings import Settings
 from voxflow.engine.events import Outcome
-from voxflow.runtime import runtime_loader
+from voxflow.sessions.live import LiveCall
 from voxflow.sessions.models import Call
-from voxflow.sessions.service import opening_line, store_turn_timings
+from voxflow.sessions.service import opening_line
 from voxflow.voice.agent import SendJson, TurnTimer, WorkflowAgent
 from voxflow.voice.offline import VoiceModels, WhisperSTT, shared_models
 from voxflow.voice.providers import build_stt, build_tts
@@ -102,9 +102,7 @@ async def run_call(
     """
     settings = context.settings
     models = models or await shared_models(settings)
-    compiled = await runtime_loader(context).load_version(
-        call.org_id, call.workflow_id, call.version_number
-    )
+    live = await LiveCall.open(context, call)
     greeting = await opening_line(context, call)
     tasks: set[asyncio.Task[Any]] = set()
 
@@ -119,8 +117,8 @@ async def run_call(
         tasks.add(task)
         task.add_done_callback(tasks.discard)
 
-    timer = TurnTimer(lambda seq, timings: spawn(store_turn_timings(context, call, seq, timings)))
-    interruptions = compiled.document.settings.interruptions
+    timer = TurnTimer(lambda seq, timings: spawn(live.store_timings(seq, timings)))
+    interruptions = live.engine.document.settings.interruptions
     session = build_session(
         settings,
         models,
@@ -158,6 +156,8 @@ async def run_call(
             return
         message = f"The {source.upper()} provider failed."
         spawn(send({"type": "error", "code": f"{source}_failed", "message": message}))
+        detail = str(getattr(event.error, "error", event.error))[:300]
+        spawn(live.record_issue(live.last_agent_seq, f"{source}_failed", detail))
         if source == "stt":  # the caller was not heard: ask again (the TTS still works)
             agent.apologize()
 
@@ -167,17 +167,17 @@ async def run_call(
         closed.set()
 
     agent = WorkflowAgent(
-        context,
-        call,
+        live,
         send=send,
         greeting=greeting,
         allow_interruptions=interruptions,
         timer=timer,
     )
 
-    def stt_failed(_error: Exception) -> None:
+    def stt_failed(error: Exception) -> None:
         message = "The caller's speech could not be transcribed."
         spawn(send({"type": "error", "code": "stt_failed", "message": message}))
+        spawn(live.record_issue(live.last_agent_seq, "stt_failed", repr(error)[:300]))
         agent.apologize()
 
     recognizer = session.stt
