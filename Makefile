@@ -77,9 +77,11 @@ web-e2e-deps:
 	@command -v chromium >/dev/null && command -v espeak-ng >/dev/null && command -v sox >/dev/null || \
 		(apt-get update -qq && apt-get install -y -qq chromium espeak-ng sox)
 
-# Headless Chromium with a fake microphone against a fake voice server (web/e2e/), ~5 s.
+# Headless Chromium with a fake microphone (an espeak-ng sentence) talking to Luigi's agent on
+# the real `voxflow serve` (offline models, a temporary SQLite database and data dir), ~30 s.
+# Screenshot (and, on failure, the server's log) in web/e2e/test-artifacts/.
 web-e2e: web install web-e2e-deps
-	cd web && PYTHON=$(CURDIR)/$(BIN)/python CHROMIUM=$$(command -v chromium) node e2e/talk.e2e.mjs
+	cd web && VOXFLOW=$(CURDIR)/$(BIN)/voxflow CHROMIUM=$$(command -v chromium) node e2e/talk.e2e.mjs
 
 bench: install-dev
 	@command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)

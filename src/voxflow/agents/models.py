@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Float, ForeignKey, Index, Integer, String, Text, text
+from sqlalchemy import Boolean, Float, ForeignKey, Index, Integer, String, Text, false, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from voxflow.core.db import Base, UTCDateTime, utcnow
@@ -32,6 +32,8 @@ class Agent(Base):
     canary_version: Mapped[int | None] = mapped_column(Integer)
     canary_percent: Mapped[float | None] = mapped_column(Float)
     overrides: Mapped[str] = mapped_column(Text, default="{}")
+    # Voice calls of this agent are recorded (a WAV under the data dir, kept for the retention).
+    record: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime())

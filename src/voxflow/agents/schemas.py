@@ -57,6 +57,9 @@ class AgentCreate(BaseModel):
     )
     canary: Canary | None = None
     overrides: AgentOverrides = Field(default_factory=AgentOverrides)
+    record: bool = Field(
+        default=False, description="Record voice calls: GET /v1/calls/{id}/recording (a WAV)"
+    )
 
 
 class AgentUpdate(BaseModel):
@@ -66,6 +69,7 @@ class AgentUpdate(BaseModel):
     version: VersionChoice | None = None
     canary: Canary | None = None
     overrides: AgentOverrides | None = None
+    record: bool | None = None
 
 
 class AgentOut(BaseModel):
@@ -75,5 +79,6 @@ class AgentOut(BaseModel):
     version: VersionChoice
     canary: Canary | None
     overrides: AgentOverrides
+    record: bool
     created_at: datetime
     updated_at: datetime

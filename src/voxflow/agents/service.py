@@ -116,6 +116,7 @@ async def create_agent(session: AsyncSession, auth: AuthSubject, data: AgentCrea
         workflow_id=workflow.id,
         pinned_version=None if data.version == "latest" else data.version,
         overrides=data.overrides.model_dump_json(),
+        record=data.record,
         created_at=now,
         updated_at=now,
     )
@@ -152,6 +153,8 @@ async def update_agent(
     if data.overrides is not None:
         _check_overrides(data.overrides)
         agent.overrides = data.overrides.model_dump_json()
+    if data.record is not None:
+        agent.record = data.record
     agent.updated_at = utcnow()
     await _flush(session, agent)
     return agent
@@ -175,6 +178,7 @@ def to_out(agent: Agent) -> AgentOut:
         version="latest" if agent.pinned_version is None else agent.pinned_version,
         canary=canary,
         overrides=AgentOverrides.model_validate(json.loads(agent.overrides)),
+        record=agent.record,
         created_at=agent.created_at,
         updated_at=agent.updated_at,
     )

@@ -31,6 +31,7 @@ from voxflow.sessions.call_routes import router as calls_router
 from voxflow.sessions.routes import router as sessions_router
 from voxflow.vault.routes import router as secrets_router
 from voxflow.vault.vault import get_vault
+from voxflow.voice.retention import RetentionLoop
 from voxflow.voice.routes import router as voice_router
 from voxflow.webhooks.delivery import DeliveryLoop
 from voxflow.webhooks.routes import router as webhooks_router
@@ -87,9 +88,12 @@ def create_app(
         await runtime_loader(context).start()
         webhook_deliveries = DeliveryLoop(context)
         webhook_deliveries.start()
+        recording_retention = RetentionLoop(context)
+        recording_retention.start()
         _freeze_startup_heap()
         yield
         await webhook_deliveries.stop()
+        await recording_retention.stop()
         await runtime_loader(context).close()
         await context.close()
 

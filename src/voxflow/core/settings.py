@@ -18,6 +18,8 @@ class Settings(BaseSettings):
     )
 
     environment: Literal["development", "production", "test"] = "development"
+    # Files the server writes (call recordings); relative paths are from the working directory.
+    data_dir: Path = DEFAULT_DATA_DIR
     database_url: str = Field(
         default=f"sqlite+aiosqlite:///{DEFAULT_DATA_DIR / 'voxflow.db'}",
         description="SQLAlchemy async URL: sqlite+aiosqlite:///path or postgresql+asyncpg://…",
@@ -119,6 +121,19 @@ class Settings(BaseSettings):
     whisper_model: Literal["tiny.en", "base"] = "tiny.en"
     deepgram_api_key: SecretStr | None = None
     cartesia_api_key: SecretStr | None = None
+    # Cloud voice (`voice.providers`): used with the keys above or an org's vault secrets
+    # DEEPGRAM_API_KEY / CARTESIA_API_KEY. The base URLs exist for proxies and test fakes.
+    deepgram_base_url: str = "https://api.deepgram.com/v1/listen"
+    deepgram_model: str = "nova-3"
+    cartesia_base_url: str = "https://api.cartesia.ai"
+    cartesia_model: str = "sonic-3"
+    cartesia_voice: str | None = Field(default=None, description="voice id; unset: the default")
+    # How long one cloud STT/TTS attempt may take; after a failed attempt and its one retry the
+    # call falls back to the offline model (when loaded).
+    voice_cloud_timeout_s: float = Field(default=3.0, gt=0, le=60)
+    # An org's own OpenAI key (vault secret OPENAI_API_KEY) when VOXFLOW_LLM_MODEL is unset.
+    openai_model: str = "gpt-4o-mini"
+    openai_base_url: str | None = None
     # Silence (s) that ends the caller's turn (silero VAD), and how long the caller must speak
     # over the agent before it stops (barge-in).
     voice_min_silence_s: float = Field(default=0.4, ge=0.1, le=3.0)
@@ -127,6 +142,9 @@ class Settings(BaseSettings):
     # sustained over voice_rate_window_s, is disconnected (1008).
     voice_max_audio_ratio: float = Field(default=1.0, gt=0, le=10)
     voice_rate_window_s: float = Field(default=3.0, gt=0, le=60)
+    # Recordings of calls whose agent records (`record: true`), under data_dir/recordings:
+    # deleted this many days after the call started (0 keeps them forever).
+    recording_retention_days: int = Field(default=30, ge=0, le=36500)
 
     @field_validator("database_url")
     @classmethod

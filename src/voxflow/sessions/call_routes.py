@@ -7,8 +7,9 @@ from datetime import datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Path, Query, Response
+from fastapi.responses import FileResponse
 
-from voxflow.core.deps import NO_NUL, PageDep, SessionDep
+from voxflow.core.deps import NO_NUL, ContextDep, PageDep, SessionDep
 from voxflow.core.errors import NotFound, problem_responses
 from voxflow.core.pagination import Page, build_page
 from voxflow.core.routing import ApiRoute
@@ -16,6 +17,7 @@ from voxflow.orgs.auth import MemberDep
 from voxflow.sessions import records
 from voxflow.sessions.repository import CallRepository
 from voxflow.sessions.schemas import CallOut, CallSummary
+from voxflow.voice.retention import recording_of
 from voxflow.workflows.repository import WorkflowRepository
 
 router = APIRouter(prefix="/v1/calls", tags=["calls"], route_class=ApiRoute)
@@ -88,3 +90,17 @@ async def call_scenario(call_id: CallID, auth: MemberDep, session: SessionDep) -
         media_type="application/yaml",
         headers={"Content-Disposition": f'attachment; filename="{call_id}.scenario.yaml"'},
     )
+
+
+@router.get(
+    "/{call_id}/recording",
+    responses={
+        **READ_ERRORS,
+        200: {"content": {"audio/wav": {}}, "description": "Stereo WAV: caller left, agent right"},
+    },
+    response_class=FileResponse,
+)
+async def call_recording(call_id: CallID, auth: MemberDep, context: ContextDep) -> FileResponse:
+    """The call's recording (agents with `record: true`), until the retention deletes it."""
+    path = await recording_of(context, auth.org_id, call_id)
+    return FileResponse(path, media_type="audio/wav", filename=f"{call_id}.wav")

@@ -44,7 +44,7 @@ class LiveCall:
         compiled = await runtime_loader(context).load_version(
             call.org_id, call.workflow_id, call.version_number
         )
-        engine = engine_for(context, compiled, org_id=call.org_id, call_id=call.id)
+        engine = await engine_for(context, compiled, org_id=call.org_id, call_id=call.id)
         return cls(context, call, engine, State.model_validate_json(call.state))
 
     @property

@@ -6,16 +6,19 @@ from voxflow.core.context import AppContext
 from voxflow.dsl.compile import CompiledVersion
 from voxflow.engine.interpreter import Engine
 from voxflow.integrations.tokens import OrgConnections
-from voxflow.providers.registry import configured_llm
+from voxflow.providers.registry import org_llm
 from voxflow.tools.configured import configured_tools
 from voxflow.tools.registry import ToolContext
 from voxflow.vault.runtime import CallSecrets
 
 
-def engine_for(
+async def engine_for(
     context: AppContext, version: CompiledVersion, *, org_id: str, call_id: str
 ) -> Engine:
-    """The engine of one call: its tools act for the call's org, its secrets are the org's."""
+    """The engine of one call: its tools act for the call's org, its secrets are the org's.
+
+    Its model is the operator's, else one on the org's own OpenAI key (`org_llm`), else none.
+    """
     tools = configured_tools(context).bind(
         ToolContext(
             org_id=org_id,
@@ -25,7 +28,7 @@ def engine_for(
     )
     return Engine(
         version,
-        llm=configured_llm(context),
+        llm=await org_llm(context, org_id, call_id, version.document.settings.llm),
         tools=tools,
         secrets=CallSecrets(context, org_id, call_id),
     )

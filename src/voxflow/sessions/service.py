@@ -22,6 +22,7 @@ from pydantic import JsonValue
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
+from voxflow.agents.models import Agent
 from voxflow.core.context import AppContext
 from voxflow.core.db import utcnow
 from voxflow.core.errors import Conflict, InvalidInput, NotFound, ProblemItem
@@ -54,6 +55,7 @@ from voxflow.sessions.schemas import (
     VariableSet,
 )
 from voxflow.voice import livekit_api
+from voxflow.voice.retention import recording_relpath
 from voxflow.webhooks import events as webhook_events
 
 STREAM_TOKEN_TTL = timedelta(minutes=5)
@@ -101,7 +103,7 @@ async def start_session(
 ) -> StartedSession:
     call_id = new_id("call")
     loaded = await runtime_loader(context).load_agent(auth.org_id, data.agent_id, call_id)
-    engine = engine_for(context, loaded.compiled, org_id=auth.org_id, call_id=call_id)
+    engine = await engine_for(context, loaded.compiled, org_id=auth.org_id, call_id=call_id)
     variables: dict[str, JsonValue] = {**loaded.variables, **data.variables}
     undeclared = sorted(set(data.variables) - set(loaded.compiled.document.variables))
     if undeclared:
@@ -116,6 +118,7 @@ async def start_session(
     state, events = await engine.start(variables)
     latency = (time.perf_counter() - started) * 1000
     token, now = secrets.token_urlsafe(32), utcnow()
+    recording = await _recording_path(context, auth.org_id, loaded.agent_id, call_id, data.mode)
     call = Call(
         id=call_id,
         org_id=auth.org_id,
@@ -125,6 +128,7 @@ async def start_session(
         version_id=loaded.version_id,
         mode=data.mode,
         transport=data.transport,
+        recording_path=recording,
         outcome=state.outcome,
         initial_variables=json.dumps(variables),
         state=state.model_dump_json(),
@@ -143,6 +147,19 @@ async def start_session(
     return StartedSession(call=call, events=events, stream_token=token)
 
 
+async def _recording_path(
+    context: AppContext, org_id: str, agent_id: str, call_id: str, mode: str
+) -> str | None:
+    """Where a voice call of an agent that records writes its WAV (relative to the data dir)."""
+    if mode != "voice":
+        return None
+    async with context.sessionmaker() as session:
+        records = await session.scalar(
+            select(Agent.record).where(Agent.org_id == org_id, Agent.id == agent_id)
+        )
+    return recording_relpath(org_id, call_id) if records else None
+
+
 async def take_turn(context: AppContext, auth: AuthSubject, call_id: str, text: str) -> TurnOutcome:
     async with turn_lock(context, call_id):
         call = await _open_call(context, auth.org_id, call_id)
@@ -153,7 +170,7 @@ async def take_turn(context: AppContext, auth: AuthSubject, call_id: str, text: 
         compiled = await runtime_loader(context).load_version(
             call.org_id, call.workflow_id, call.version_number
         )
-        engine = engine_for(context, compiled, org_id=call.org_id, call_id=call.id)
+        engine = await engine_for(context, compiled, org_id=call.org_id, call_id=call.id)
         started = time.perf_counter()
         events = await engine.handle_user_turn(state, text)
         latency = (time.perf_counter() - started) * 1000
@@ -174,7 +191,7 @@ async def end_call(
             call.org_id, call.workflow_id, call.version_number
         )
         state = State.model_validate_json(call.state)
-        engine = engine_for(context, compiled, org_id=call.org_id, call_id=call.id)
+        engine = await engine_for(context, compiled, org_id=call.org_id, call_id=call.id)
         events = engine.end(state, outcome, reason)
         await store_reply(context, call, events, state, 0.0, call.turn_count * 2 + 2)
         return events

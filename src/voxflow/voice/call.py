@@ -17,7 +17,7 @@ from typing import Any
 
 import structlog
 from livekit import rtc
-from livekit.agents import AgentSession, APIConnectOptions, room_io, stt, tts
+from livekit.agents import AgentSession, APIConnectOptions, room_io, stt, tts, utils
 from livekit.agents.voice.agent_session import SessionConnectOptions
 from livekit.agents.voice.events import CloseEvent, ErrorEvent, UserInputTranscribedEvent
 from livekit.agents.voice.io import AudioInput, AudioOutput
@@ -29,8 +29,17 @@ from voxflow.sessions.live import LiveCall
 from voxflow.sessions.models import Call
 from voxflow.sessions.service import opening_line
 from voxflow.voice.agent import SendJson, TurnTimer, WorkflowAgent
-from voxflow.voice.offline import VoiceModels, WhisperSTT, shared_models
-from voxflow.voice.providers import build_stt, build_tts
+from voxflow.voice.offline import VoiceModels, shared_models
+from voxflow.voice.providers import (
+    build_call_stt,
+    build_call_tts,
+    build_stt,
+    build_tts,
+    choose_providers,
+    offline_whisper,
+)
+from voxflow.voice.recording import CallRecorder, RecordingAudioInput, RecordingAudioOutput
+from voxflow.voice.retention import recording_file
 
 log = structlog.get_logger("voxflow.voice")
 RETRY_ONCE = APIConnectOptions(max_retry=1, retry_interval=0.5, timeout=10.0)
@@ -118,15 +127,26 @@ async def run_call(
         task.add_done_callback(tasks.discard)
 
     timer = TurnTimer(lambda seq, timings: spawn(live.store_timings(seq, timings)))
-    interruptions = live.engine.document.settings.interruptions
+    document_settings = live.engine.document.settings
+    choice = await choose_providers(context, call.org_id, call.id, document_settings)
+    if stt_override is None and choice.stt != "local":
+        stt_override = build_call_stt(choice, models, settings)
+    if tts_override is None:
+        tts_override = build_call_tts(choice, models, settings, timer.tts_first_byte)
     session = build_session(
         settings,
         models,
-        allow_interruptions=interruptions,
+        allow_interruptions=document_settings.interruptions,
         on_tts_first_byte=timer.tts_first_byte,
         stt_override=stt_override,
         tts_override=tts_override,
     )
+    recorder: CallRecorder | None = None
+    if call.recording_path and audio_input is not None and audio_output is not None:
+        recorder = await CallRecorder.open(recording_file(settings, call.recording_path))
+        if recorder is not None:
+            audio_input = RecordingAudioInput(audio_input, recorder)
+            audio_output = RecordingAudioOutput(audio_output, recorder)
     if audio_input is not None:
         session.input.audio = audio_input
     if audio_output is not None:
@@ -170,7 +190,7 @@ async def run_call(
         live,
         send=send,
         greeting=greeting,
-        allow_interruptions=interruptions,
+        allow_interruptions=document_settings.interruptions,
         timer=timer,
     )
 
@@ -180,17 +200,35 @@ async def run_call(
         spawn(live.record_issue(live.last_agent_seq, "stt_failed", repr(error)[:300]))
         agent.apologize()
 
-    recognizer = session.stt
-    if isinstance(recognizer, stt.StreamAdapter):
-        recognizer = recognizer.wrapped_stt
-    if isinstance(recognizer, WhisperSTT):
-        recognizer.on_failure = stt_failed
+    if session.stt is not None and (whisper := offline_whisper(session.stt)) is not None:
+        whisper.on_failure = stt_failed
+
+    def fell_back(source: str, provider: str) -> None:
+        # The cloud provider failed twice: the offline one carries the call from here.
+        log.warning("voice_provider_fell_back", call_id=call.id, source=source, provider=provider)
+        message = f"{provider} failed; the offline {source.upper()} took over"
+        spawn(live.record_issue(live.last_agent_seq, f"{source}_failed", message))
+
+    if isinstance(session.stt, stt.FallbackAdapter):
+        session.stt.on(
+            "stt_availability_changed",
+            lambda event: None if event.available else fell_back("stt", event.stt.provider),
+        )
+    if isinstance(session.tts, tts.FallbackAdapter):
+        session.tts.on(
+            "tts_availability_changed",
+            lambda event: None if event.available else fell_back("tts", event.tts.provider),
+        )
     session.on("user_input_transcribed", transcribed)
     session.on("error", errored)
     session.on("close", session_closed)
     waits: list[asyncio.Future[Any]] = [agent.finished, asyncio.ensure_future(closed.wait())]
     if stop is not None:
         waits.append(asyncio.ensure_future(stop.wait()))
+    # Cloud plugins need an aiohttp session: a worker's job has one (then this is a no-op),
+    # the WebSocket path not.
+    http = contextlib.AsyncExitStack()
+    await http.enter_async_context(utils.http_context.open())
     try:
         if room is None:
             await session.start(agent, record=False)
@@ -205,6 +243,9 @@ async def run_call(
             waiter.cancel()
         with contextlib.suppress(Exception):
             await session.aclose()
+        if recorder is not None:
+            await recorder.aclose()
+        await http.aclose()
         if tasks:
             await asyncio.wait(list(tasks), timeout=5.0)
     return agent.finished.result() if agent.finished.done() else None
