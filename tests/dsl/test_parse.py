@@ -132,6 +132,14 @@ class TestYamlTraps:
             ("string_type", "/settings/language")
         ]
 
+    def test_an_unknown_speech_provider_is_named_where_it_is_written(self) -> None:
+        text = LUIGIS.read_text().replace("stt: auto", "stt: whisperx")
+
+        [finding] = text_findings(text)
+
+        assert (finding.code, finding.pointer) == ("literal_error", "/settings/stt")
+        assert "deepgram" in finding.message
+
     def test_yes_is_not_a_number_of_retries(self) -> None:
         text = LUIGIS.read_text().replace("retries: 2", "retries: yes")
 

@@ -62,9 +62,17 @@ class WorkflowSettings(_Model):
     timezone: str = Field("UTC", max_length=64, description="IANA time zone for dates and times.")
     max_duration_s: StrictInt = Field(600, ge=1, le=86400, description="Call length limit, s.")
     interruptions: StrictBool = Field(True, description="Whether the caller may barge in.")
-    stt: str = Field("auto", max_length=200, description="Speech-to-text provider.")
-    llm: str = Field("auto", max_length=200, description="Language model provider.")
-    tts: str = Field("auto", max_length=200, description="Text-to-speech provider.")
+    # `auto`: the cloud provider when a key is configured (operator or the org's vault secret),
+    # else offline; `local`/`offline`: never the cloud (docs/operations.md).
+    stt: Literal["auto", "local", "offline", "deepgram"] = Field(
+        "auto", description="Speech-to-text provider."
+    )
+    llm: Literal["auto", "local", "offline", "none", "openai"] = Field(
+        "auto", description="Language model provider."
+    )
+    tts: Literal["auto", "local", "offline", "cartesia"] = Field(
+        "auto", description="Text-to-speech provider."
+    )
     region: str = Field(
         "US", pattern=r"^[A-Z]{2}$", description="Default country for phone numbers (ISO 3166)."
     )
