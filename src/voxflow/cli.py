@@ -170,6 +170,10 @@ def worker(
     drain_timeout: Annotated[
         int, typer.Option(min=0, help="Seconds to let calls finish after SIGTERM")
     ] = 900,
+    health_port: Annotated[
+        int,
+        typer.Option(min=0, max=65535, help="Port of the worker's health check (0: any free)"),
+    ] = 8081,
 ) -> None:
     """Serve voice calls over LiveKit (explicit dispatch to agent "voxflow")."""
     from voxflow.voice.livekit_api import NOT_CONFIGURED, LiveKitConfig
@@ -182,7 +186,10 @@ def worker(
     _require_migrated(settings)
     _require_vault(settings)
     console.print(f"Voxflow worker for {config.url}  (up to {capacity} calls)")
-    run_worker(build_server(settings, config, capacity=capacity, drain_timeout=drain_timeout))
+    server = build_server(
+        settings, config, capacity=capacity, drain_timeout=drain_timeout, health_port=health_port
+    )
+    run_worker(server)
 
 
 @db_app.command("upgrade")

@@ -221,8 +221,9 @@ def test_the_server_takes_explicit_dispatches_to_voxflow_and_drains() -> None:
     settings = Settings(livekit_url="wss://lk.test", livekit_api_key="k", livekit_api_secret="s")
     config = LiveKitConfig.from_settings(settings)
     assert config is not None
-    server = build_server(settings, config, capacity=3, drain_timeout=60)
+    server = build_server(settings, config, capacity=3, drain_timeout=60, health_port=9181)
     # livekit keeps these private; they are what its worker registers and obeys.
+    assert server._port == 9181
     assert server._agent_name == AGENT_NAME == "voxflow"
     assert (server._ws_url, server._api_key, server._api_secret) == ("wss://lk.test", "k", "s")
     assert (server._drain_timeout, server._load_threshold) == (60, 1.0)

@@ -54,6 +54,7 @@ log = structlog.get_logger("voxflow.voice.worker")
 DATA_TOPIC = "voxflow"
 DEFAULT_CAPACITY = 4
 DEFAULT_DRAIN_TIMEOUT_S = 900
+DEFAULT_HEALTH_PORT = 8081
 # Loading the offline models in a fresh job process takes a few seconds.
 PREWARM_TIMEOUT_S = 120.0
 _CONTEXT, _MODELS = "voxflow_context", "voxflow_models"
@@ -210,6 +211,10 @@ async def entrypoint(ctx: JobContext) -> None:
         log.warning("worker_job_refused", job_id=ctx.job.id, reason=str(exc))
         ctx.shutdown(reason=f"refused: {exc}")
         return
+    # Nobody stays in a room whose call is over: close it now rather than when LiveKit's
+    # departure timeout notices the room is empty.
+    with contextlib.suppress(Exception):
+        await ctx.delete_room()
     ctx.shutdown(reason=f"call ended ({outcome})")
 
 
@@ -219,8 +224,13 @@ def build_server(
     *,
     capacity: int = DEFAULT_CAPACITY,
     drain_timeout: int = DEFAULT_DRAIN_TIMEOUT_S,
+    health_port: int = DEFAULT_HEALTH_PORT,
 ) -> AgentServer:
-    """livekit's worker for explicit dispatch to `voxflow`, at most `capacity` calls at once."""
+    """livekit's worker for explicit dispatch to `voxflow`, at most `capacity` calls at once.
+
+    Its HTTP health check (`GET /` on `health_port`) answers 200 while the worker is connected
+    to LiveKit, for an orchestrator's liveness probe.
+    """
     server = AgentServer(
         ws_url=config.url,
         api_key=config.api_key,
@@ -231,6 +241,7 @@ def build_server(
         drain_timeout=drain_timeout,
         num_idle_processes=min(capacity, 2),
         initialize_process_timeout=PREWARM_TIMEOUT_S,
+        port=health_port,
     )
     server.rtc_session(entrypoint, agent_name=AGENT_NAME)
     return server
