@@ -39,6 +39,8 @@ BODIES: dict[str, Any] = {
 HEADERS = {"If-Match": "*"}
 # Path parameters naming what every org shares (an OAuth provider), not an org's resource.
 SHARED_PARAMETERS = frozenset({"provider"})
+# Reads of what org A's call does not have (a text call has no recording): 404 for org A too.
+ABSENT_FOR_ORG_A = frozenset({"GET /v1/calls/{call_id}/recording"})
 
 
 @dataclass(frozen=True)
@@ -210,6 +212,9 @@ async def snapshot(
     state: dict[str, Any] = {}
     for operation in reads:
         response = await operation.call(client, org, resources.path_values())
+        if str(operation) in ABSENT_FOR_ORG_A:
+            assert response.status_code == 404, f"{operation} as org A: {response.text}"
+            continue
         assert response.status_code == 200, f"{operation} as org A: {response.text}"
         state[str(operation)] = (response.json(), response.headers.get("etag"))
     for listing in ("/v1/workflows", "/v1/agents", "/v1/api-keys"):
