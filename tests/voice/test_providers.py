@@ -24,7 +24,6 @@ from structlog.testing import capture_logs
 from support import OrgHandle, make_settings
 from voice.cloud_fakes import Failure, FakeCartesia, FakeDeepgram, fake_cartesia, fake_deepgram
 from voxflow.core.context import AppContext
-from voxflow.core.errors import InvalidInput
 from voxflow.core.settings import Settings
 from voxflow.dsl.schema import WorkflowSettings
 from voxflow.providers.registry import ProviderKeyMissing, org_llm
@@ -417,13 +416,6 @@ async def test_a_named_cloud_provider_without_any_key_says_which_secret_to_add(
 
     assert missing.value.status == 409
     assert f"add the secret {secret} under Secrets" in missing.value.detail
-
-
-async def test_an_unknown_provider_name_is_refused(org: OrgHandle, context: AppContext) -> None:
-    document = WorkflowSettings.model_validate({"stt": "whisperx"})
-
-    with pytest.raises(InvalidInput, match=r"settings\.stt: unknown provider 'whisperx'"):
-        await choose_providers(operator(context), org.id, "call_p3", document)
 
 
 async def test_one_call_reads_each_org_secret_once_for_all_its_providers(
