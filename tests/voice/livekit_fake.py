@@ -27,6 +27,11 @@ METHODS: dict[str, tuple[type[Message], type[Message], str]] = {
         api.AgentDispatch,
         "roomAdmin",
     ),
+    "SIP/TransferSIPParticipant": (
+        api.TransferSIPParticipantRequest,
+        api.TransferSIPParticipantResponse,
+        "roomAdmin",
+    ),
 }
 
 
@@ -95,7 +100,7 @@ class FakeLiveKit:
             self.requests.append(Recorded(method, {}, message, "unauthenticated"))
             return _error(401, "unauthenticated", f"invalid token: {exc}")
         video = claims.get("video", {})
-        room = getattr(message, "room", None)
+        room = getattr(message, "room", None) or getattr(message, "room_name", None)
         if not video.get(grant) or (grant == "roomAdmin" and video.get("room") != room):
             self.requests.append(Recorded(method, claims, message, "permission_denied"))
             return _error(403, "permission_denied", "permissions denied")
@@ -126,6 +131,8 @@ def _answer(message: Message) -> Message:
             room=message.room,
             metadata=message.metadata,
         )
+    if isinstance(message, api.TransferSIPParticipantRequest):
+        return api.TransferSIPParticipantResponse()
     return api.DeleteRoomResponse()
 
 

@@ -263,3 +263,88 @@ class TestSettings:
 
         with pytest.raises(SettingsError, match=r"^LIVEKIT_URL: must be"):
             load_settings()
+
+
+class TestTransfers:
+    """A workflow's transfer in a LiveKit room: SIP callers are transferred by LiveKit."""
+
+    @staticmethod
+    def room(*participants: tuple[str, int]) -> Any:
+        from types import SimpleNamespace
+
+        return SimpleNamespace(
+            name="call-room",
+            remote_participants={
+                identity: SimpleNamespace(identity=identity, kind=kind)
+                for identity, kind in participants
+            },
+        )
+
+    @staticmethod
+    def config(livekit: FakeLiveKit) -> livekit_api.LiveKitConfig:
+        settings = Settings(
+            livekit_url=livekit.url, livekit_api_key=API_KEY, livekit_api_secret=API_SECRET
+        )
+        return livekit_api.require_config(settings)
+
+    async def test_a_phone_caller_is_transferred_by_livekit_to_the_target(
+        self, livekit: FakeLiveKit
+    ) -> None:
+        from livekit import rtc
+
+        from voxflow.engine.events import Transfer
+        from voxflow.voice.worker import sip_transfer
+
+        told: list[dict[str, Any]] = []
+
+        async def send(message: dict[str, Any]) -> None:
+            told.append(message)
+
+        room = self.room(
+            ("agent", rtc.ParticipantKind.PARTICIPANT_KIND_AGENT),
+            ("sip_+34600000000", rtc.ParticipantKind.PARTICIPANT_KIND_SIP),
+        )
+        transfer = sip_transfer(self.config(livekit), room, send)
+
+        await transfer(Transfer(target="sip:desk@luigis.example"))
+
+        [call] = livekit.calls("SIP/TransferSIPParticipant")
+        assert (call.request.room_name, call.request.participant_identity) == (
+            "call-room",
+            "sip_+34600000000",
+        )
+        assert call.request.transfer_to == "sip:desk@luigis.example"
+        assert call.claims["video"]["roomAdmin"] is True
+        assert call.claims["video"]["room"] == "call-room"
+        assert call.claims["sip"]["call"] is True
+        assert told == []
+
+    async def test_a_caller_in_an_app_is_told_where_to_go(self, livekit: FakeLiveKit) -> None:
+        from livekit import rtc
+
+        from voxflow.engine.events import Transfer
+        from voxflow.voice.worker import sip_transfer
+
+        told: list[dict[str, Any]] = []
+
+        async def send(message: dict[str, Any]) -> None:
+            told.append(message)
+
+        room = self.room(("caller", rtc.ParticipantKind.PARTICIPANT_KIND_STANDARD))
+
+        await sip_transfer(self.config(livekit), room, send)(Transfer(target="tel:+3491000"))
+
+        assert told == [{"type": "transfer", "target": "tel:+3491000", "mode": "cold"}]
+        assert livekit.requests == []
+
+    async def test_a_refused_transfer_is_an_error_naming_livekit(
+        self, livekit: FakeLiveKit
+    ) -> None:
+        livekit.failures["SIP/TransferSIPParticipant"] = Failure(
+            400, "invalid_argument", "transfer_to is not a valid SIP URI"
+        )
+
+        with pytest.raises(livekit_api.LiveKitUnavailable, match="could not transfer the caller"):
+            await livekit_api.transfer_sip_caller(
+                self.config(livekit), "call-room", "sip_1", "sip:nowhere"
+            )

@@ -25,6 +25,7 @@ from voxflow.sessions.repository import CallRepository
 from voxflow.sessions.service import opening_line
 from voxflow.voice.agent import TurnTimer, WorkflowAgent
 from voxflow.voice.audio_transport import PacedAudioOutput, PushAudioInput
+from voxflow.voice.call import tell_the_client
 
 ORDERS = "https://orders.example.com/orders/42"
 CHECKING = "Let me check that for you. It only takes a moment while I look it up."
@@ -141,7 +142,9 @@ async def voice_line(
     session.output.audio = output
     live = await LiveCall.open(context, call)
     timer = TurnTimer(lambda seq, timings: None)
-    agent = WorkflowAgent(live, send=send, greeting=await opening_line(context, call), timer=timer)
+    greeting = await opening_line(context, call)
+    transfer = tell_the_client(send)
+    agent = WorkflowAgent(live, send=send, greeting=greeting, timer=timer, transfer=transfer)
     holder.append(Line(agent, session, output, fake_tts))
     await session.start(agent, record=False)
     try:
@@ -216,7 +219,22 @@ async def test_interrupting_a_transition_line_leaves_the_call_consistent_and_goe
     assert record["outcome"] == "completed"
 
 
-LUIGIS_WITH_MODEL_TURNS = 3
+async def test_a_transfer_is_handed_to_the_client_after_its_line_has_played(
+    client: httpx.AsyncClient, context: AppContext, luigis_agent: Deployed
+) -> None:
+    async with voice_line(client, context, luigis_agent) as line:
+        await line.say("can I talk to a person")
+        outcome = await asyncio.wait_for(line.agent.finished, timeout=15)
+
+    assert outcome == "transferred"
+    kinds = [m["type"] for m in line.sent]
+    assert kinds[-2:] == ["transfer", "end"]
+    assert line.sent[-2] == {
+        "type": "transfer",
+        "target": "sip:desk@luigis.example",
+        "mode": "cold",
+    }
+    assert "Let me connect you with a colleague." in line.tts.lines
 
 
 @pytest.mark.parametrize("reply", ["   ", '{"name": "go_book", "arguments": {}}'])

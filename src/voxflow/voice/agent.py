@@ -22,7 +22,7 @@ from livekit.agents import Agent, StopResponse, llm
 from livekit.agents.voice import SpeechHandle
 
 from voxflow.core.errors import VoxflowError
-from voxflow.engine.events import Outcome
+from voxflow.engine.events import Outcome, Transfer
 from voxflow.sessions.live import LiveCall
 
 log = structlog.get_logger("voxflow.voice")
@@ -34,6 +34,9 @@ APOLOGY = "Sorry, I didn't catch that. Could you say it again?"
 LINE_END = "\n"
 
 SendJson = Callable[[dict[str, Any]], Awaitable[None]]
+# Carries out a workflow's transfer once its line has played (a SIP transfer, or a message to
+# the client: `run_call` chooses).
+TransferCall = Callable[[Transfer], Awaitable[None]]
 
 
 class TurnTimer:
@@ -148,6 +151,7 @@ class WorkflowAgent(Agent):
         greeting: str,
         allow_interruptions: bool = True,
         timer: TurnTimer | None = None,
+        transfer: TransferCall | None = None,
     ) -> None:
         super().__init__(
             instructions="Voxflow workflow agent: the workflow engine decides every reply."
@@ -157,6 +161,7 @@ class WorkflowAgent(Agent):
         self.greeting = greeting
         self.interruptible = allow_interruptions
         self.timer = timer
+        self.transfer = transfer
         self.finished: asyncio.Future[Outcome | None] = asyncio.get_running_loop().create_future()
         self._tasks: set[asyncio.Task[None]] = set()
         self._ending = False
@@ -195,7 +200,8 @@ class WorkflowAgent(Agent):
             if speech.handle is None and self.timer is not None:
                 self.timer.cancel()
         if result.outcome is not None:
-            self._finish_after(speech.handle, result.outcome)
+            handover = next((e for e in result.events if isinstance(e, Transfer)), None)
+            self._finish_after(speech.handle, result.outcome, handover)
         raise StopResponse()
 
     def apologize(self) -> None:
@@ -207,7 +213,9 @@ class WorkflowAgent(Agent):
         self.spawn(self.send({"type": "transcript", "role": "agent", "text": text, "final": True}))
         return self.session.say(text, allow_interruptions=self.interruptible)
 
-    def _finish_after(self, handle: SpeechHandle | None, outcome: Outcome) -> None:
+    def _finish_after(
+        self, handle: SpeechHandle | None, outcome: Outcome, handover: Transfer | None = None
+    ) -> None:
         self._ending = True
 
         async def finish() -> None:
@@ -216,11 +224,25 @@ class WorkflowAgent(Agent):
                     await handle.wait_for_playout()
                 except Exception:  # the session closed under it: the call ended anyway
                     log.debug("voice_final_line_not_played", call_id=self.live.call.id)
+            if handover is not None:
+                await self._hand_over(handover)
             await self.send({"type": "end", "outcome": outcome})
             if not self.finished.done():
                 self.finished.set_result(outcome)
 
         self.spawn(finish())
+
+    async def _hand_over(self, handover: Transfer) -> None:
+        if self.transfer is None:
+            return
+        try:
+            await self.transfer(handover)
+        except Exception as exc:  # the call still ends; the caller's side learns why
+            log.warning("voice_transfer_failed", call_id=self.live.call.id, error=repr(exc))
+            message = f"The transfer to {handover.target} failed."
+            await self.send({"type": "error", "code": "transfer_failed", "message": message})
+            seq = self.live.last_agent_seq
+            await self.live.record_issue(seq, "transfer_failed", str(exc)[:300])
 
     def spawn(self, coroutine: Awaitable[None]) -> None:
         """Run `coroutine` beside the conversation (its failure is logged, never raised)."""

@@ -24,11 +24,11 @@ from livekit.agents.voice.io import AudioInput, AudioOutput
 
 from voxflow.core.context import AppContext
 from voxflow.core.settings import Settings
-from voxflow.engine.events import Outcome
+from voxflow.engine.events import Outcome, Transfer
 from voxflow.sessions.live import LiveCall
 from voxflow.sessions.models import Call
 from voxflow.sessions.service import opening_line
-from voxflow.voice.agent import SendJson, TurnTimer, WorkflowAgent
+from voxflow.voice.agent import SendJson, TransferCall, TurnTimer, WorkflowAgent
 from voxflow.voice.offline import VoiceModels, shared_models
 from voxflow.voice.providers import (
     build_call_stt,
@@ -87,6 +87,15 @@ def build_session(
     )
 
 
+def tell_the_client(send: SendJson) -> TransferCall:
+    """A transfer the client carries out (the browser, an app): it is told where to."""
+
+    async def transfer(handover: Transfer) -> None:
+        await send({"type": "transfer", "target": handover.target, "mode": handover.mode})
+
+    return transfer
+
+
 async def run_call(
     context: AppContext,
     call: Call,
@@ -100,6 +109,7 @@ async def run_call(
     tts_override: tts.TTS[Any] | None = None,
     room: rtc.Room | None = None,
     room_options: room_io.RoomOptions | None = None,
+    transfer: TransferCall | None = None,
 ) -> Outcome | None:
     """Run the call until the workflow ends (its outcome) or `stop` / the session closes.
 
@@ -107,7 +117,9 @@ async def run_call(
     sessions); voice turns' timings go to `call_turns.timings`. Ending the call when the caller
     left (`abandoned`) is the transport's part. `stt_override`/`tts_override` replace the
     configured providers (tests, or a worker with its own). With a `room` (the LiveKit
-    worker), the audio I/O left None is the room's (livekit's RoomIO, `room_options`).
+    worker), the audio I/O left None is the room's (livekit's RoomIO, `room_options`). A
+    workflow's transfer is carried out by `transfer` once its line has played; by default the
+    client is told (`{"type": "transfer", "target", "mode"}`) and the call ends `transferred`.
     """
     settings = context.settings
     models = models or await shared_models(settings)
@@ -192,6 +204,7 @@ async def run_call(
         greeting=greeting,
         allow_interruptions=document_settings.interruptions,
         timer=timer,
+        transfer=transfer or tell_the_client(send),
     )
 
     def stt_failed(error: Exception) -> None:

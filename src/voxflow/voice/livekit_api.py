@@ -186,6 +186,26 @@ async def open_call_room(config: LiveKitConfig, metadata: DispatchMetadata) -> C
     )
 
 
+async def transfer_sip_caller(config: LiveKitConfig, room: str, identity: str, target: str) -> None:
+    """Hand the phone caller `identity` of `room` over to `target` (a SIP URI or tel: number).
+
+    LiveKit sends the caller's SIP trunk a REFER; the caller leaves the room. Raises
+    `LiveKitUnavailable` when LiveKit refuses or cannot be reached.
+    """
+    timeout = aiohttp.ClientTimeout(total=API_TIMEOUT_S)
+    async with api.LiveKitAPI(config.url, config.api_key, config.api_secret, timeout=timeout) as lk:
+        await _call(
+            "transfer the caller",
+            config,
+            lk.sip.transfer_sip_participant(
+                api.TransferSIPParticipantRequest(
+                    room_name=room, participant_identity=identity, transfer_to=target
+                )
+            ),
+        )
+    log.info("livekit_caller_transferred", room=room, target=target)
+
+
 async def _call(what: str, config: LiveKitConfig, request: Awaitable[T]) -> T:
     try:
         return await request

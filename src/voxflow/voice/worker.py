@@ -13,8 +13,9 @@ models, once per process). The job:
 with the workflow (its outcome, already stored by the agent), when the caller leaves the room
 (`abandoned`) or at the workflow's `max_duration_s` (`timeout`). JSON messages (`transcript`,
 `node`, `end`, `error`, as on the audio WebSocket) go to the caller over the room's data
-channel, topic `voxflow`. On SIGTERM livekit's worker stops taking jobs and waits (up to
-`drain_timeout`) for the calls in progress.
+channel, topic `voxflow`. A workflow's transfer moves a phone (SIP) caller with LiveKit's SIP
+transfer; any other caller is told where to go (`{"type": "transfer"}`). On SIGTERM livekit's
+worker stops taking jobs and waits (up to `drain_timeout`) for the calls in progress.
 """
 
 from __future__ import annotations
@@ -35,17 +36,18 @@ from pydantic import ValidationError
 from voxflow.core.context import AppContext
 from voxflow.core.db import utcnow
 from voxflow.core.settings import Settings
-from voxflow.engine.events import End, Outcome
+from voxflow.engine.events import End, Outcome, Transfer
 from voxflow.sessions import service
 from voxflow.sessions.models import Call
 from voxflow.sessions.repository import CallRepository
-from voxflow.voice.agent import SendJson
-from voxflow.voice.call import run_call
+from voxflow.voice.agent import SendJson, TransferCall
+from voxflow.voice.call import run_call, tell_the_client
 from voxflow.voice.livekit_api import (
     AGENT_NAME,
     DispatchMetadata,
     LiveKitConfig,
     caller_identity,
+    transfer_sip_caller,
 )
 from voxflow.voice.offline import VoiceModels, shared_models
 
@@ -104,6 +106,7 @@ async def serve_job(
     models: VoiceModels | None = None,
     stt_override: stt.STT[Any] | None = None,
     tts_override: tts.TTS[Any] | None = None,
+    transfer: TransferCall | None = None,
 ) -> Outcome:
     """Serve one dispatched call to its end; returns how it ended.
 
@@ -143,6 +146,7 @@ async def serve_job(
             stt_override=stt_override,
             tts_override=tts_override,
             room=room,
+            transfer=transfer,
             room_options=room_io.RoomOptions(
                 participant_identity=caller_identity(call.id),
                 text_input=False,
@@ -165,6 +169,27 @@ async def serve_job(
             await send({"type": "end", "outcome": ended[-1]})
     log.info("worker_call_ended", call_id=call.id, outcome=outcome)
     return outcome
+
+
+def sip_transfer(config: LiveKitConfig | None, room: rtc.Room, send: SendJson) -> TransferCall:
+    """Transfer the room's phone caller over SIP; a caller in an app is told where to go."""
+    tell = tell_the_client(send)
+
+    async def transfer(handover: Transfer) -> None:
+        phone = next(
+            (
+                participant
+                for participant in room.remote_participants.values()
+                if participant.kind == rtc.ParticipantKind.PARTICIPANT_KIND_SIP
+            ),
+            None,
+        )
+        if phone is None or config is None:
+            await tell(handover)
+            return
+        await transfer_sip_caller(config, room.name, phone.identity, handover.target)
+
+    return transfer
 
 
 # The worker process (LiveKit's side) and its job processes.
@@ -195,6 +220,10 @@ async def entrypoint(ctx: JobContext) -> None:
         except Exception as exc:  # the caller's view only: the call goes on
             log.warning("worker_send_failed", error=repr(exc))
 
+    async def transfer(handover: Transfer) -> None:
+        config = LiveKitConfig.from_settings(context.settings)
+        await sip_transfer(config, ctx.room, send)(handover)
+
     async def connect(_call: Call) -> rtc.Room:
         await ctx.connect(auto_subscribe=AutoSubscribe.AUDIO_ONLY)
         return ctx.room
@@ -206,6 +235,7 @@ async def entrypoint(ctx: JobContext) -> None:
             send=send,
             connect=connect,
             models=ctx.proc.userdata.get(_MODELS),
+            transfer=transfer,
         )
     except JobRefused as exc:
         log.warning("worker_job_refused", job_id=ctx.job.id, reason=str(exc))
