@@ -36,6 +36,9 @@ class HeardSpeech:
         self.lines.append("".join(self._partial))
         self._partial = []
 
+    def close(self) -> None:
+        pass
+
 
 async def test_lines_of_every_node_entered_reach_the_speech_in_order(clock: Clock) -> None:
     engine = engine_for(luigis(), clock)

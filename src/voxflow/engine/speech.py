@@ -28,3 +28,7 @@ class Speech(Protocol):
     def end_partial(self) -> None:
         """The line given piece by piece is complete."""
         ...
+
+    def close(self) -> None:
+        """The turn is over: nothing more will be said (the engine's caller says so)."""
+        ...

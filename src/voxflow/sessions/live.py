@@ -72,6 +72,8 @@ class LiveCall:
                 await asyncio.gather(words, return_exceptions=True)
                 raise
             latency = (time.perf_counter() - started) * 1000
+            if speech is not None:  # its last line can finish playing while the turn is stored
+                speech.close()
             try:
                 await words
                 await store_reply(

@@ -99,6 +99,7 @@ class TurnSpeech:
         self._started = time.perf_counter()
         self._texts: asyncio.Queue[str | None] = asyncio.Queue()
         self._partial: list[str] = []
+        self._closed = False
 
     def entered(self, node_id: str) -> None:
         self.agent.spawn(self.agent.send({"type": "node", "id": node_id}))
@@ -122,7 +123,9 @@ class TurnSpeech:
         self._partial = []
 
     def close(self) -> None:
-        self._texts.put_nowait(None)
+        if not self._closed:
+            self._closed = True
+            self._texts.put_nowait(None)
 
     def _open(self) -> None:
         if self.handle is None:

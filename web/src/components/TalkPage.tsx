@@ -93,7 +93,7 @@ export function TalkPage() {
           phase={talk.phase}
           canTalk={agentId !== "" && !inCall}
           node={talk.node}
-          outcome={talk.outcome}
+          outcome={talk.transferTo && talk.outcome ? `${talk.outcome} to ${talk.transferTo}` : talk.outcome}
           level={level}
           onTalk={startTalk}
           onHangup={() => call.current?.hangup()}

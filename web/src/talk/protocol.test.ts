@@ -16,6 +16,12 @@ describe("parseServerMessage", () => {
     });
     expect(parseServerMessage('{"type":"node","id":"greet"}')).toEqual({ type: "node", id: "greet" });
     expect(parseServerMessage('{"type":"clear"}')).toEqual({ type: "clear" });
+    expect(parseServerMessage('{"type":"transfer","target":"sip:desk@x.example","mode":"cold"}')).toEqual({
+      type: "transfer",
+      target: "sip:desk@x.example",
+      mode: "cold",
+    });
+    expect(parseServerMessage('{"type":"transfer"}')).toBeNull();
     expect(parseServerMessage('{"type":"end","outcome":"completed"}')).toEqual({ type: "end", outcome: "completed" });
     expect(parseServerMessage('{"type":"error","code":"x","message":"y"}')).toEqual({ type: "error", code: "x", message: "y" });
   });

@@ -7,6 +7,7 @@ export type ServerMessage =
   | { type: "transcript"; role: Role; text: string; final: boolean }
   | { type: "node"; id: string }
   | { type: "clear" }
+  | { type: "transfer"; target: string; mode: string }
   | { type: "end"; outcome: string }
   | { type: "error"; code: string; message: string };
 
@@ -48,6 +49,10 @@ export function parseServerMessage(text: string): ServerMessage | null {
     }
     case "clear":
       return { type: "clear" };
+    case "transfer": {
+      const target = str(m, "target");
+      return target === null ? null : { type: "transfer", target, mode: str(m, "mode") ?? "cold" };
+    }
     case "end":
       return { type: "end", outcome: str(m, "outcome") ?? String(m["outcome"] ?? "ended") };
     case "error":

@@ -7,6 +7,12 @@ const run = (events: TalkEvent[], from: TalkState = initialTalkState) => events.
 const live = run([{ type: "start" }, server({ type: "ready", input_sample_rate: 16000, output_sample_rate: 24000 })]);
 
 describe("talkReducer", () => {
+  it("remembers where the caller was transferred", () => {
+    const s = run([server({ type: "transfer", target: "sip:desk@x.example", mode: "cold" }), server({ type: "end", outcome: "transferred" })], live);
+    expect(s.transferTo).toBe("sip:desk@x.example");
+    expect(s.outcome).toBe("transferred");
+  });
+
   it("goes live on ready and keeps the output rate", () => {
     expect(run([{ type: "start" }]).phase).toBe("connecting");
     expect(live.phase).toBe("live");

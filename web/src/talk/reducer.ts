@@ -22,6 +22,8 @@ export interface TalkState {
   transcript: Line[];
   node: string | null;
   outcome: string | null;
+  /** Where the workflow transferred the caller (the page shows it; dialling is the app's). */
+  transferTo: string | null;
   error: TalkError | null;
   /** How many times the agent was cut off (`clear`). */
   interruptions: number;
@@ -44,6 +46,7 @@ export const initialTalkState: TalkState = {
   transcript: [],
   node: null,
   outcome: null,
+  transferTo: null,
   error: null,
   interruptions: 0,
   nextLineId: 1,
@@ -74,6 +77,8 @@ function onServer(state: TalkState, message: ServerMessage): TalkState {
       return { ...state, node: message.id };
     case "clear":
       return { ...state, interruptions: state.interruptions + 1 };
+    case "transfer":
+      return { ...state, transferTo: message.target };
     case "end":
       return state.phase === "failed" ? state : { ...state, phase: "ended", outcome: message.outcome };
     case "error":
