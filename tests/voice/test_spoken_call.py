@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import time
 from collections.abc import Callable
 
 import httpx
@@ -79,9 +80,16 @@ async def test_speaking_over_the_agent_clears_its_audio(
     async with voice_client(audio_url(started, live_url)) as voice:
         await voice.wait_message("ready")
         await voice.wait_for(lambda: voice.audio, what="the greeting's audio")
-        await voice.speak(speech(BOOK))  # while the greeting (~3.5 s) still plays
+        pcm = speech(BOOK)
+        loud = np.flatnonzero(np.abs(np.frombuffer(pcm, np.int16)) > 1000)
+        onset_s = loud[0] / 16000 if loud.size else 0.0
+        began = time.monotonic()
+        speaking = asyncio.create_task(voice.speak(pcm))  # while the greeting (~3.5 s) plays
         await voice.wait_message("clear")
+        # A figure for docs/api.md, not an assertion (the machine is shared).
+        print(f"barge-in: clear {(time.monotonic() - began - onset_s) * 1000:.0f} ms after onset")
         cleared_at = len(voice.audio)
+        await speaking
         await voice.wait_message("node", id="ask_party")
 
     greeting_s = cleared_at / 2 / 24000

@@ -117,7 +117,7 @@ class Settings(BaseSettings):
     # Voice (`voxflow.voice`, docs/api.md). `auto`: the offline models (faster-whisper STT, hibari
     # TTS, loaded once per process) unless the cloud provider's key is set; `local` forces them.
     stt: Literal["auto", "local", "deepgram"] = "auto"
-    tts: Literal["auto", "local", "cartesia"] = "auto"
+    tts: Literal["auto", "local", "cartesia", "piper"] = "auto"
     whisper_model: Literal["tiny.en", "base"] = "tiny.en"
     deepgram_api_key: SecretStr | None = None
     cartesia_api_key: SecretStr | None = None
@@ -135,9 +135,10 @@ class Settings(BaseSettings):
     openai_model: str = "gpt-4o-mini"
     openai_base_url: str | None = None
     # Silence (s) that ends the caller's turn (silero VAD), and how long the caller must speak
-    # over the agent before it stops (barge-in).
+    # over the agent before it stops (barge-in): 0.2 s stops it ~0.25 s after speech onset
+    # (under the 300 ms a caller notices); longer ignores more coughs and back-channels.
     voice_min_silence_s: float = Field(default=0.4, ge=0.1, le=3.0)
-    voice_min_interruption_s: float = Field(default=0.5, ge=0.1, le=5.0)
+    voice_min_interruption_s: float = Field(default=0.2, ge=0.1, le=5.0)
     # Audio WebSocket: a client sending more than this many seconds of audio per second,
     # sustained over voice_rate_window_s, is disconnected (1008).
     voice_max_audio_ratio: float = Field(default=1.0, gt=0, le=10)

@@ -70,7 +70,7 @@ class WorkflowSettings(_Model):
     llm: Literal["auto", "local", "offline", "none", "openai"] = Field(
         "auto", description="Language model provider."
     )
-    tts: Literal["auto", "local", "offline", "cartesia"] = Field(
+    tts: Literal["auto", "local", "offline", "cartesia", "piper"] = Field(
         "auto", description="Text-to-speech provider."
     )
     region: str = Field(

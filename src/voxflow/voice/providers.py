@@ -46,18 +46,21 @@ from voxflow.providers.registry import (
 )
 from voxflow.vault.runtime import CallSecrets
 from voxflow.voice.offline import HibariTTS, VoiceModels, WhisperSTT
+from voxflow.voice.piper import PIPER_MISSING, PiperTTS, piper_installed
 
 log = structlog.get_logger("voxflow.voice")
 
 DEEPGRAM_SECRET = "DEEPGRAM_API_KEY"  # noqa: S105 (a secret's name)
 CARTESIA_SECRET = "CARTESIA_API_KEY"  # noqa: S105 (a secret's name)
 LOCAL_NAMES = frozenset({"local", "offline"})
+PIPER = "piper"
 # livekit resets a stream's retry budget when an attempt outlived the connect timeout, so a
 # connect that hangs for the whole timeout would be retried forever: give up a little earlier.
 CONNECT_SHARE_OF_TIMEOUT = 0.8
 
 SttName = Literal["local", "deepgram"]
-TtsName = Literal["local", "cartesia"]
+# "local" is hibari's bundled voice; "piper" the optional extra's (`voice.piper`).
+TtsName = Literal["local", "cartesia", "piper"]
 
 
 @dataclass(frozen=True)
@@ -105,6 +108,7 @@ async def choose_providers(
         cloud="cartesia",
         secret=CARTESIA_SECRET,
         operator_key=_reveal(settings.cartesia_api_key),
+        offline_names=LOCAL_NAMES | {PIPER},
     )
     names = llm_secrets_wanted(context, document_settings.llm)
     names += [
@@ -121,7 +125,7 @@ async def choose_providers(
     remember_call_llm(context, org_id, call_id, document_settings.llm, llm)
     choice = ProviderChoice(
         stt="deepgram" if stt_key else "local",
-        tts="cartesia" if tts_key else "local",
+        tts="cartesia" if tts_key else _offline_voice(document_settings.tts, settings),
         stt_key=stt_key,
         tts_key=tts_key,
         llm=llm,
@@ -145,17 +149,31 @@ def _cloud_wanted(
     cloud: str,
     secret: str,
     operator_key: str | None,
+    offline_names: frozenset[str] = LOCAL_NAMES,
 ) -> _CloudWanted | None:
     name = workflow_value.strip().lower()
-    if name not in LOCAL_NAMES | {"auto", cloud}:
-        known = ", ".join(["auto", "local", cloud])
+    if name not in offline_names | {"auto", cloud}:
+        known = ", ".join(["auto", *sorted(offline_names - {"offline"}), cloud])
         raise InvalidInput(f"settings.{kind}: unknown provider {workflow_value!r} (one of {known})")
     if name == "auto":
         name = operator_value
-    if name in LOCAL_NAMES:
+    if name in offline_names:
         return None
     explicit = name == cloud  # by the workflow, or by the operator under the workflow's `auto`
     return _CloudWanted(name=cloud, secret=secret, explicit=explicit, operator_key=operator_key)
+
+
+def _offline_voice(workflow_value: str, settings: Settings) -> TtsName:
+    """hibari, unless the workflow or the operator names piper.
+
+    The operator's piper is the process's offline voice (hibari is then not even loaded), so
+    it also answers a workflow's `local`.
+    """
+    if PIPER not in (workflow_value.strip().lower(), settings.tts):
+        return "local"
+    if not piper_installed():
+        raise ProviderUnavailable(PIPER_MISSING)
+    return "piper"
 
 
 def _reveal(key: SecretStr | None) -> str | None:
@@ -220,11 +238,19 @@ def build_call_tts(
     *,
     http_session: aiohttp.ClientSession | None = None,
 ) -> tts.TTS[Any]:
-    """The call's TTS: offline hibari, Cartesia, or Cartesia falling back to hibari.
+    """The call's TTS: offline hibari or piper, Cartesia, or Cartesia falling back to offline.
 
     `on_first_byte` fires at the first audio of each synthesis, whichever provider made it.
     """
-    local = HibariTTS(models, on_first_byte) if models.hibari is not None else None
+    if choice.tts == PIPER:
+        if not piper_installed():
+            raise ProviderUnavailable(PIPER_MISSING)
+        return PiperTTS(on_first_byte)
+    local: tts.TTS[Any] | None = None
+    if models.hibari is not None:
+        local = HibariTTS(models, on_first_byte)
+    elif settings.tts == PIPER and piper_installed():
+        local = PiperTTS(on_first_byte)
     if choice.tts == "local":
         if local is None:
             raise ProviderUnavailable("The offline TTS model is not loaded in this process.")
@@ -241,7 +267,7 @@ def build_call_tts(
     )
     if local is None:
         return cloud
-    # Both speak 24 kHz mono, so the adapter never resamples.
+    # Cartesia and hibari speak 24 kHz mono; the adapter resamples piper's 22.05 kHz.
     return tts.FallbackAdapter([cloud, local], max_retry_per_tts=1)
 
 
@@ -263,11 +289,12 @@ def operator_choice(settings: Settings) -> ProviderChoice:
         cloud="cartesia",
         secret=CARTESIA_SECRET,
         operator_key=_reveal(settings.cartesia_api_key),
+        offline_names=LOCAL_NAMES | {PIPER},
     )
     stt_key, tts_key = _key(stt_wanted, {}), _key(tts_wanted, {})
     return ProviderChoice(
         stt="deepgram" if stt_key else "local",
-        tts="cartesia" if tts_key else "local",
+        tts="cartesia" if tts_key else _offline_voice(defaults.tts, settings),
         stt_key=stt_key,
         tts_key=tts_key,
     )
