@@ -87,6 +87,7 @@ bench: install-dev
 	@command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
 	$(BIN)/python bench/control_plane.py
 	$(BIN)/python bench/vault.py
+	$(BIN)/python bench/voice_offline.py
 	$(BIN)/python bench/voice_overhead.py --quick
 	$(BIN)/python bench/voice_capacity.py --quick
 

@@ -25,7 +25,7 @@ from voice.conftest import audio_url, rms, start_voice_session, voice_client
 from voxflow.core.context import AppContext
 from voxflow.core.settings import Settings
 from voxflow.dsl.schema import WorkflowSettings
-from voxflow.voice.offline import VoiceModels, shared_models, transcribe_pcm16
+from voxflow.voice.offline import VoiceModels, shared_models
 from voxflow.voice.piper import PiperTTS, piper_sample_rate, shared_piper
 from voxflow.voice.providers import (
     ProviderChoice,
@@ -35,6 +35,7 @@ from voxflow.voice.providers import (
     choose_providers,
     operator_choice,
 )
+from voxflow.voice.whisper import transcribe_pcm16
 
 CARTESIA_KEY = "sk_car_test_7e0d4c21b9"
 SENTENCE = "Thank you for calling Luigi's, how can I help you today?"

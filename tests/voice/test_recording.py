@@ -23,7 +23,7 @@ from voxflow.core.db import utcnow
 from voxflow.sessions.models import Call
 from voxflow.voice.audio_transport import PacedAudioOutput, PushAudioInput
 from voxflow.voice.call import run_call
-from voxflow.voice.offline import shared_models, transcribe_pcm16
+from voxflow.voice.offline import shared_models
 from voxflow.voice.recording import (
     CallRecorder,
     RecordingAudioInput,
@@ -35,6 +35,7 @@ from voxflow.voice.retention import (
     recording_relpath,
     sweep_expired_recordings,
 )
+from voxflow.voice.whisper import transcribe_pcm16
 
 RATE = 16000
 BOOK = "I would like to book a table"

@@ -20,7 +20,8 @@ from voice.conftest import (
     voice_client,
 )
 from voxflow.core.settings import Settings
-from voxflow.voice.offline import shared_models, transcribe_pcm16
+from voxflow.voice.offline import shared_models
+from voxflow.voice.whisper import transcribe_pcm16
 
 pytestmark = pytest.mark.slow
 
@@ -45,7 +46,8 @@ async def test_a_spoken_turn_advances_the_flow_and_the_agent_answers_aloud(
         greeting_end = len(voice.audio)
 
         await voice.speak(speech(BOOK))
-        heard = await voice.wait_message("transcript", role="user")
+        # Interim transcripts come while the caller speaks; the final one is the turn.
+        heard = await voice.wait_message("transcript", role="user", final=True)
         await voice.wait_message("node", id="ask_party")
         reply = await voice.wait_message("transcript", role="agent", text="For how many people?")
         await voice.wait_for(lambda: len(voice.audio) > greeting_end, what="the answer's audio")

@@ -32,7 +32,8 @@ from voxflow.sessions.repository import CallRepository
 from voxflow.sessions.schemas import SessionCreate
 from voxflow.voice.audio_transport import PacedAudioOutput, PushAudioInput
 from voxflow.voice.livekit_api import AGENT_NAME, DispatchMetadata, LiveKitConfig
-from voxflow.voice.offline import VoiceModels, WhisperSTT
+from voxflow.voice.offline import VoiceModels
+from voxflow.voice.whisper import WhisperSTT
 from voxflow.voice.worker import JobRefused, build_server, calls_load, entrypoint, serve_job
 
 GREETING = "Hi, this is Luigi's."

@@ -23,7 +23,8 @@ from voxflow.sessions.service import opening_line
 from voxflow.voice.agent import APOLOGY, TurnTimer, WorkflowAgent
 from voxflow.voice.audio_transport import AudioRateGuard, PacedAudioOutput, PushAudioInput
 from voxflow.voice.call import run_call
-from voxflow.voice.offline import VoiceModels, WhisperSTT
+from voxflow.voice.offline import VoiceModels
+from voxflow.voice.whisper import WhisperSTT
 
 
 async def test_the_engine_decides_and_the_agent_speaks_its_lines(

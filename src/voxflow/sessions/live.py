@@ -16,6 +16,7 @@ import asyncio
 import time
 
 from voxflow.core.context import AppContext
+from voxflow.engine.completeness import answer_completes
 from voxflow.engine.interpreter import Engine
 from voxflow.engine.speech import Speech
 from voxflow.engine.state import State
@@ -50,6 +51,10 @@ class LiveCall:
     @property
     def node_id(self) -> str | None:
         return self.state.node_id
+
+    def answer_completes(self, text: str) -> bool:
+        """Whether `text` alone answers the node the call waits at (a voice turn can end early)."""
+        return answer_completes(self.engine.version, self.state, text, now=self.engine.clock())
 
     @property
     def last_agent_seq(self) -> int:

@@ -40,6 +40,7 @@ from voxflow.voice.providers import (
 )
 from voxflow.voice.recording import CallRecorder, RecordingAudioInput, RecordingAudioOutput
 from voxflow.voice.retention import recording_file
+from voxflow.voice.whisper import WhisperSTT
 
 log = structlog.get_logger("voxflow.voice")
 RETRY_ONCE = APIConnectOptions(max_retry=1, retry_interval=0.5, timeout=10.0)
@@ -53,18 +54,31 @@ def build_session(
     on_tts_first_byte: Callable[[], None] | None = None,
     stt_override: stt.STT[Any] | None = None,
     tts_override: tts.TTS[Any] | None = None,
+    early_end: Callable[[str], bool] | None = None,
 ) -> AgentSession[None]:
-    """A session with the configured STT/TTS, silero VAD turns and VAD barge-in, no LLM.
+    """A session with the configured STT/TTS, VAD-based turns and VAD barge-in, no LLM.
 
-    Turn detection and interruptions are VAD-only: livekit's defaults would load its cloud
-    turn detector.
+    Turns and interruptions rest on silero VAD: livekit's defaults would load its cloud turn
+    detector. The offline whisper STT runs its own silero segmentation and transcribes while
+    the caller speaks, so it ends the turns itself ("stt"), as soon as the transcript is ready,
+    or at a pause when `early_end(transcript)` is true (see `voice.offline`).
     """
+    recognizer = stt_override or build_stt(settings, models)
+    if (
+        stt_override is None
+        and isinstance(recognizer, stt.StreamAdapter)
+        and isinstance(recognizer.wrapped_stt, WhisperSTT)
+    ):
+        recognizer = WhisperSTT(models.whisper, models=models)
+    streams_turns = isinstance(recognizer, WhisperSTT) and recognizer.capabilities.streaming
+    if isinstance(recognizer, WhisperSTT) and early_end is not None:
+        recognizer.early_end = early_end
     return AgentSession(
-        stt=stt_override or build_stt(settings, models),
+        stt=recognizer,
         tts=tts_override or build_tts(settings, models, on_tts_first_byte),
         vad=models.vad,
         turn_handling={
-            "turn_detection": "vad",
+            "turn_detection": "stt" if streams_turns else "vad",
             "endpointing": {"min_delay": 0.0, "max_delay": 3.0},
             "interruption": {
                 "enabled": allow_interruptions,
@@ -215,6 +229,8 @@ async def run_call(
 
     if session.stt is not None and (whisper := offline_whisper(session.stt)) is not None:
         whisper.on_failure = stt_failed
+        # A caller who already gave what the node asks for is answered at a short pause.
+        whisper.early_end = live.answer_completes
 
     def fell_back(source: str, provider: str) -> None:
         # The cloud provider failed twice: the offline one carries the call from here.

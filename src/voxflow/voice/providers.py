@@ -45,8 +45,9 @@ from voxflow.providers.registry import (
     remember_call_llm,
 )
 from voxflow.vault.runtime import CallSecrets
-from voxflow.voice.offline import HibariTTS, VoiceModels, WhisperSTT
+from voxflow.voice.offline import HibariTTS, VoiceModels
 from voxflow.voice.piper import PIPER_MISSING, PiperTTS, piper_installed
+from voxflow.voice.whisper import WhisperSTT
 
 log = structlog.get_logger("voxflow.voice")
 

@@ -26,7 +26,8 @@ from voxflow.sessions import service
 from voxflow.sessions.models import Call
 from voxflow.voice.audio_transport import AudioRateGuard, PacedAudioOutput, PushAudioInput
 from voxflow.voice.call import run_call
-from voxflow.voice.offline import HIBARI_SAMPLE_RATE, STT_SAMPLE_RATE, shared_models
+from voxflow.voice.offline import HIBARI_SAMPLE_RATE, shared_models
+from voxflow.voice.whisper import STT_SAMPLE_RATE
 
 log = structlog.get_logger("voxflow.voice")
 router = APIRouter(prefix="/v1/sessions", tags=["sessions"])
