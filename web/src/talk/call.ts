@@ -107,9 +107,8 @@ export class VoiceCall {
       case "end":
         this.finish(false);
         break;
-      case "error":
-        this.finish(true);
-        break;
+      // An error frame alone does not end the call (a provider failed, a frame was bad): the
+      // server closes the socket when it does.
       default:
         break;
     }

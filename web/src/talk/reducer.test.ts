@@ -65,10 +65,16 @@ describe("talkReducer", () => {
     expect(s.error).toBeNull();
   });
 
-  it("reports a server error and a lost connection", () => {
-    const failed = run([server({ type: "error", code: "stt_failed", message: "Speech recognition failed." })], live);
-    expect(failed.phase).toBe("failed");
-    expect(failed.error).toEqual({ code: "stt_failed", message: "Speech recognition failed." });
+  it("shows a server error while the call goes on, and fails it when the server closes", () => {
+    const erred = run([server({ type: "error", code: "stt_failed", message: "Speech recognition failed." })], live);
+    expect(erred.phase).toBe("live");
+    expect(erred.error).toEqual({ code: "stt_failed", message: "Speech recognition failed." });
+    const closed = run([{ type: "closed", code: 1011 }], erred);
+    expect(closed.phase).toBe("failed");
+    expect(closed.error?.code).toBe("stt_failed");
+  });
+
+  it("reports a lost connection", () => {
     expect(run([{ type: "closed" }], live).error?.code).toBe("connection_closed");
     expect(run([{ type: "closed", code: 4404, reason: "no such session" }], live).error?.message).toBe(
       "The connection to the voice session closed (close code 4404: no such session).",

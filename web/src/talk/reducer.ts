@@ -82,7 +82,8 @@ function onServer(state: TalkState, message: ServerMessage): TalkState {
     case "end":
       return state.phase === "failed" ? state : { ...state, phase: "ended", outcome: message.outcome };
     case "error":
-      return { ...state, phase: "failed", error: { code: message.code, message: message.message } };
+      // Shown, but the call goes on unless the server closes it (see `closed`).
+      return { ...state, error: { code: message.code, message: message.message } };
   }
 }
 
@@ -103,6 +104,7 @@ export function talkReducer(state: TalkState, event: TalkEvent): TalkState {
     case "closed":
       // A socket that closes without `end` or `error` while live is a lost connection.
       if (state.phase === "live" || state.phase === "connecting") {
+        if (state.error !== null) return { ...state, phase: "failed" };
         const why = event.reason ? `: ${event.reason}` : "";
         const code = event.code !== undefined && event.code !== 1000 && event.code !== 1005 ? ` (close code ${event.code}${why})` : why;
         return { ...state, phase: "failed", error: { code: "connection_closed", message: `The connection to the voice session closed${code}.` } };
