@@ -266,3 +266,29 @@ async def test_a_model_answering_nothing_usable_does_not_freeze_the_call(
         if event["type"] == "issue"
     ]
     assert [issue["code"] for issue in issues] == ["llm_unusable"]
+
+
+async def test_a_models_reply_is_voiced_while_it_streams(
+    client: httpx.AsyncClient, context: AppContext, luigis_agent: Deployed
+) -> None:
+    reply = "We have tables tonight and tomorrow. Shall I book one for you?"
+    context.extras["llm"] = ScriptedLLM.from_data([reply])
+    context.settings.llm_model = "scripted"
+    try:
+        async with voice_line(client, context, luigis_agent) as line:
+            await line.say("do you have tables this week")
+            await line.until(lambda: "Shall I book one for you?" in line.tts.lines)
+    finally:
+        context.settings.llm_model = None
+        context.extras.pop("llm", None)
+
+    agent_lines = [m for m in line.sent if m["type"] == "transcript" and m["role"] == "agent"]
+    partials = [m["text"] for m in agent_lines if not m["final"]]
+    assert len(partials) > 3  # the words as the model wrote them
+    assert reply.startswith(partials[0])
+    assert agent_lines[-1] == {"type": "transcript", "role": "agent", "text": reply, "final": True}
+    # The sentences were voiced one by one, each as soon as it was complete.
+    assert line.tts.lines[-2:] == [
+        "We have tables tonight and tomorrow.",
+        "Shall I book one for you?",
+    ]
