@@ -90,6 +90,7 @@ bench: install-dev
 	$(BIN)/python bench/voice_offline.py
 	$(BIN)/python bench/voice_overhead.py --quick
 	$(BIN)/python bench/voice_capacity.py --quick
+	$(BIN)/python bench/voice_worker_idle.py
 
 # Re-resolve the locks after changing dependencies in pyproject.toml.
 lock: | $(UV)
