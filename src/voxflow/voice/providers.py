@@ -94,23 +94,7 @@ async def choose_providers(
 ) -> ProviderChoice:
     """The call's STT, TTS and LLM. The org's secrets are read here, once for the call."""
     settings = context.settings
-    stt_wanted = _cloud_wanted(
-        "stt",
-        document_settings.stt,
-        settings.stt,
-        cloud="deepgram",
-        secret=DEEPGRAM_SECRET,
-        operator_key=_reveal(settings.deepgram_api_key),
-    )
-    tts_wanted = _cloud_wanted(
-        "tts",
-        document_settings.tts,
-        settings.tts,
-        cloud="cartesia",
-        secret=CARTESIA_SECRET,
-        operator_key=_reveal(settings.cartesia_api_key),
-        offline_names=LOCAL_NAMES | {PIPER},
-    )
+    stt_wanted, tts_wanted = _speech_wanted(document_settings, settings)
     names = llm_secrets_wanted(context, document_settings.llm)
     names += [
         wanted.secret
@@ -140,6 +124,30 @@ async def choose_providers(
         org_secrets=sorted(org_secrets),  # the names read, never the values
     )
     return choice
+
+
+def _speech_wanted(
+    document_settings: WorkflowSettings, settings: Settings
+) -> tuple[_CloudWanted | None, _CloudWanted | None]:
+    """The cloud STT and TTS the workflow and operator settings ask for (None: offline)."""
+    stt_wanted = _cloud_wanted(
+        "stt",
+        document_settings.stt,
+        settings.stt,
+        cloud="deepgram",
+        secret=DEEPGRAM_SECRET,
+        operator_key=_reveal(settings.deepgram_api_key),
+    )
+    tts_wanted = _cloud_wanted(
+        "tts",
+        document_settings.tts,
+        settings.tts,
+        cloud="cartesia",
+        secret=CARTESIA_SECRET,
+        operator_key=_reveal(settings.cartesia_api_key),
+        offline_names=LOCAL_NAMES | {PIPER},
+    )
+    return stt_wanted, tts_wanted
 
 
 def _cloud_wanted(
@@ -275,23 +283,7 @@ def build_call_tts(
 def operator_choice(settings: Settings) -> ProviderChoice:
     """The providers by operator settings alone (no org secrets, no model)."""
     defaults = WorkflowSettings()
-    stt_wanted = _cloud_wanted(
-        "stt",
-        defaults.stt,
-        settings.stt,
-        cloud="deepgram",
-        secret=DEEPGRAM_SECRET,
-        operator_key=_reveal(settings.deepgram_api_key),
-    )
-    tts_wanted = _cloud_wanted(
-        "tts",
-        defaults.tts,
-        settings.tts,
-        cloud="cartesia",
-        secret=CARTESIA_SECRET,
-        operator_key=_reveal(settings.cartesia_api_key),
-        offline_names=LOCAL_NAMES | {PIPER},
-    )
+    stt_wanted, tts_wanted = _speech_wanted(defaults, settings)
     stt_key, tts_key = _key(stt_wanted, {}), _key(tts_wanted, {})
     return ProviderChoice(
         stt="deepgram" if stt_key else "local",
