@@ -151,8 +151,7 @@ async def open_call_room(config: LiveKitConfig, metadata: DispatchMetadata) -> C
     Raises `LiveKitUnavailable`. A room created before the dispatch failed is deleted again.
     """
     room = room_name(metadata.session_id)
-    timeout = aiohttp.ClientTimeout(total=API_TIMEOUT_S)
-    async with api.LiveKitAPI(config.url, config.api_key, config.api_secret, timeout=timeout) as lk:
+    async with _server_api(config) as lk:
         await _call(
             "create the room",
             config,
@@ -192,8 +191,7 @@ async def transfer_sip_caller(config: LiveKitConfig, room: str, identity: str, t
     LiveKit sends the caller's SIP trunk a REFER; the caller leaves the room. Raises
     `LiveKitUnavailable` when LiveKit refuses or cannot be reached.
     """
-    timeout = aiohttp.ClientTimeout(total=API_TIMEOUT_S)
-    async with api.LiveKitAPI(config.url, config.api_key, config.api_secret, timeout=timeout) as lk:
+    async with _server_api(config) as lk:
         await _call(
             "transfer the caller",
             config,
@@ -204,6 +202,11 @@ async def transfer_sip_caller(config: LiveKitConfig, room: str, identity: str, t
             ),
         )
     log.info("livekit_caller_transferred", room=room, target=target)
+
+
+def _server_api(config: LiveKitConfig) -> api.LiveKitAPI:
+    timeout = aiohttp.ClientTimeout(total=API_TIMEOUT_S)
+    return api.LiveKitAPI(config.url, config.api_key, config.api_secret, timeout=timeout)
 
 
 async def _call(what: str, config: LiveKitConfig, request: Awaitable[T]) -> T:
