@@ -7,6 +7,7 @@ The livekit Deepgram and Cartesia plugins run unchanged against local fakes of t
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import threading
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -171,6 +172,24 @@ async def test_deepgram_turns_real_speech_into_a_final_transcript(
     await recognizer.aclose()
 
 
+async def test_deepgram_listens_for_the_workflows_language(
+    deepgram: FakeDeepgram,
+    cloud_only_models: VoiceModels,
+    http_session: aiohttp.ClientSession,
+    speech: Callable[[str], bytes],
+) -> None:
+    spanish = dataclasses.replace(DEEPGRAM_CHOICE, language="es")
+    recognizer = build_call_stt(
+        spanish, cloud_only_models, cloud_settings(deepgram, None), http_session=http_session
+    )
+
+    await recognize(recognizer.stream(), speech(SENTENCE))
+
+    (handshake,) = deepgram.attempts
+    assert handshake.query["language"] == "es"
+    await recognizer.aclose()
+
+
 # --- Cartesia TTS ----------------------------------------------------------------------------
 
 
@@ -202,6 +221,20 @@ async def test_cartesia_streams_audio_frames_and_reports_the_first_byte(
         "encoding": "pcm_s16le",
         "sample_rate": 24000,
     }
+    await synthesizer.aclose()
+
+
+async def test_cartesia_speaks_the_workflows_language(
+    cartesia: FakeCartesia, cloud_only_models: VoiceModels, http_session: aiohttp.ClientSession
+) -> None:
+    mexican = dataclasses.replace(CARTESIA_CHOICE, language="es-MX")
+    synthesizer = build_call_tts(
+        mexican, cloud_only_models, cloud_settings(None, cartesia), http_session=http_session
+    )
+
+    await speak(synthesizer.stream(), "Hola, ¿en qué puedo ayudarle?")
+
+    assert cartesia.requests[0]["language"] == "es"
     await synthesizer.aclose()
 
 
@@ -424,12 +457,12 @@ async def test_one_call_reads_each_org_secret_once_for_all_its_providers(
     for name in ("DEEPGRAM_API_KEY", "CARTESIA_API_KEY", "OPENAI_API_KEY"):
         await add_secret(client, org, name, f"{ORG_KEY}-{name}")
     ctx = operator(context)
-    document = WorkflowSettings()
+    document = WorkflowSettings(language="es")
 
     choice = await choose_providers(ctx, org.id, "call_p4", document)
     again = [await org_llm(ctx, org.id, "call_p4", document.llm) for _turn in range(3)]
 
-    assert (choice.stt, choice.tts) == ("deepgram", "cartesia")
+    assert (choice.stt, choice.tts, choice.language) == ("deepgram", "cartesia", "es")
     assert choice.llm is not None
     assert all(llm is choice.llm for llm in again)
     assert sorted(await secret_reads(client, org)) == [

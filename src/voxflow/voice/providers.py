@@ -73,6 +73,8 @@ class ProviderChoice:
     stt_key: str | None = field(default=None, repr=False)
     tts_key: str | None = field(default=None, repr=False)
     llm: LLM | None = field(default=None, repr=False)
+    # The workflow's BCP 47 tag: what the cloud STT listens for and the cloud TTS speaks.
+    language: str = "en"
 
 
 class ProviderUnavailable(Conflict):
@@ -114,6 +116,7 @@ async def choose_providers(
         stt_key=stt_key,
         tts_key=tts_key,
         llm=llm,
+        language=document_settings.language,
     )
     log.info(
         "voice_providers_chosen",
@@ -226,6 +229,7 @@ def build_call_stt(
     cloud = _DeepgramSTT(
         api_key=choice.stt_key,
         model=settings.deepgram_model,
+        language=choice.language,
         base_url=settings.deepgram_base_url,
         http_session=http_session,
     )
@@ -268,6 +272,8 @@ def build_call_tts(
     cloud = _CartesiaTTS(
         api_key=choice.tts_key,
         model=settings.cartesia_model,
+        # Cartesia names languages by their primary subtag ("es", not "es-MX").
+        language=choice.language.split("-")[0].lower(),
         base_url=settings.cartesia_base_url,
         http_session=http_session,
         on_first_byte=on_first_byte,
