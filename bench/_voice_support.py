@@ -24,6 +24,7 @@ from control_plane import database_url as pg_database_url
 from control_plane import pg_execute
 from fastapi import FastAPI
 
+from sessions import BENCH_WORKFLOW, TURNS
 from voxflow.api.app import create_app
 from voxflow.core.context import AppContext
 from voxflow.core.migrations import upgrade
@@ -32,34 +33,9 @@ from voxflow.orgs import service as org_service
 from voxflow.sessions.models import Call
 from voxflow.sessions.repository import CallRepository
 
-# A call that lives as long as the bench wants: each answer is validated (integer + CEL), a
-# branch picks a line (template), and the call is back at `ask` (as bench/sessions.py).
-BENCH_WORKFLOW = """\
-schema: voxflow/v1
-name: Voice bench loop
-settings:
-  language: en
-  max_duration_s: 3600
-  global_routes: [{to: bye, intent: goodbye, examples: ["goodbye", "that is all, bye"]}]
-variables:
-  party_size: {type: integer}
-start: greet
-nodes:
-  - {id: greet, type: say, text: "Hi, this is the bench line.", next: ask}
-  - id: ask
-    type: collect
-    variable: party_size
-    prompt: For how many people?
-    validate: "party_size >= 1 && party_size <= 12"
-    invalid: We seat between 1 and 12 people. How many of you?
-    next: check
-    on_fail: ask
-  - {id: check, type: branch, branches: [{when: "party_size > 8", to: large}], else: noted}
-  - {id: noted, type: say, text: "A table for {{ party_size }}, noted.", next: ask}
-  - {id: large, type: say, text: "{{ party_size }} is a large group, noted.", next: ask}
-  - {id: bye, type: end, text: "Goodbye!"}
-"""
-ANSWERS = ("four", "2", "six", "10", "3", "eight")
+# The call the voice benches hold is bench/sessions.py's loop: each answer validated (integer
+# + CEL), a branch picks a templated line, and the call is back at `ask`.
+ANSWERS = TURNS
 
 
 @dataclass

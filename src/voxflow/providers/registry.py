@@ -92,14 +92,14 @@ async def org_llm(
     wanted = llm_secrets_wanted(context, workflow_llm_setting)
     secrets = await CallSecrets(context, org_id, call_id).resolve_present(wanted) if wanted else {}
     llm = llm_from(context, org_id, workflow_llm_setting, secrets)
-    remember_call_llm(context, org_id, call_id, workflow_llm_setting, llm)
+    _remember_call_llm(context, org_id, call_id, workflow_llm_setting, llm)
     return llm
 
 
-def remember_call_llm(
+def _remember_call_llm(
     context: AppContext, org_id: str, call_id: str, workflow_llm_setting: str, llm: LLM | None
 ) -> None:
-    """Record a call's model choice (a voice call chooses all providers at once)."""
+    """Record a call's model choice, so its later turns do not read the key again."""
     calls: OrderedDict[tuple[str, str, str], LLM | None] = context.extras.setdefault(
         "llm_by_call", OrderedDict()
     )

@@ -72,6 +72,8 @@ class LoadedAgent:
     compiled: CompiledVersion
     # The agent's override variables: initial values for the session (a copy per load).
     variables: dict[str, JsonValue]
+    # Whether its voice calls are recorded (`agents.record`).
+    record: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +87,7 @@ class _AgentRow:
     settings: dict[str, Any]
     settings_digest: str | None  # None: no settings overrides
     variables: dict[str, JsonValue]
+    record: bool
     read_at: float
 
 
@@ -173,6 +176,7 @@ class RuntimeLoader:
             version_id=version.id,
             compiled=compiled,
             variables=dict(agent.variables),
+            record=agent.record,
         )
 
     async def load_version(self, org_id: str, workflow_id: str, number: int) -> CompiledVersion:
@@ -278,6 +282,7 @@ class RuntimeLoader:
             settings=overrides.settings,
             settings_digest=_digest(overrides.settings) if overrides.settings else None,
             variables=overrides.variables,
+            record=agent.record,
             read_at=read_at,
         )
         if generation == self._generation:

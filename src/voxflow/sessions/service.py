@@ -22,7 +22,6 @@ from pydantic import JsonValue
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
-from voxflow.agents.models import Agent
 from voxflow.core.context import AppContext
 from voxflow.core.db import utcnow
 from voxflow.core.errors import Conflict, InvalidInput, NotFound, ProblemItem
@@ -118,7 +117,9 @@ async def start_session(
     state, events = await engine.start(variables)
     latency = (time.perf_counter() - started) * 1000
     token, now = secrets.token_urlsafe(32), utcnow()
-    recording = await _recording_path(context, auth.org_id, loaded.agent_id, call_id, data.mode)
+    # Voice calls of an agent that records write a WAV (relative to the data dir).
+    records = loaded.record and data.mode == "voice"
+    recording = recording_relpath(auth.org_id, call_id) if records else None
     call = Call(
         id=call_id,
         org_id=auth.org_id,
@@ -145,19 +146,6 @@ async def start_session(
         session.add(_agent_turn(call, 0, events, state, latency))
         await webhook_events.call_started(session, call)
     return StartedSession(call=call, events=events, stream_token=token)
-
-
-async def _recording_path(
-    context: AppContext, org_id: str, agent_id: str, call_id: str, mode: str
-) -> str | None:
-    """Where a voice call of an agent that records writes its WAV (relative to the data dir)."""
-    if mode != "voice":
-        return None
-    async with context.sessionmaker() as session:
-        records = await session.scalar(
-            select(Agent.record).where(Agent.org_id == org_id, Agent.id == agent_id)
-        )
-    return recording_relpath(org_id, call_id) if records else None
 
 
 async def take_turn(context: AppContext, auth: AuthSubject, call_id: str, text: str) -> TurnOutcome:

@@ -64,12 +64,6 @@ def build_session(
     or at a pause when `early_end(transcript)` is true (see `voice.offline`).
     """
     recognizer = stt_override or build_stt(settings, models)
-    if (
-        stt_override is None
-        and isinstance(recognizer, stt.StreamAdapter)
-        and isinstance(recognizer.wrapped_stt, WhisperSTT)
-    ):
-        recognizer = WhisperSTT(models.whisper, models=models)
     streams_turns = isinstance(recognizer, WhisperSTT) and recognizer.capabilities.streaming
     if isinstance(recognizer, WhisperSTT) and early_end is not None:
         recognizer.early_end = early_end
@@ -155,7 +149,7 @@ async def run_call(
     timer = TurnTimer(lambda seq, timings: spawn(live.store_timings(seq, timings)))
     document_settings = live.engine.document.settings
     choice = await choose_providers(context, call.org_id, call.id, document_settings)
-    if stt_override is None and choice.stt != "local":
+    if stt_override is None:  # a workflow's `local` holds even where the operator has a key
         stt_override = build_call_stt(choice, models, settings)
     if tts_override is None:
         tts_override = build_call_tts(choice, models, settings, timer.tts_first_byte)

@@ -40,9 +40,7 @@ from voxflow.dsl.schema import WorkflowSettings
 from voxflow.providers.llm import LLM
 from voxflow.providers.registry import (
     ProviderKeyMissing,
-    llm_from,
-    llm_secrets_wanted,
-    remember_call_llm,
+    org_llm,
 )
 from voxflow.vault.runtime import CallSecrets
 from voxflow.voice.offline import HibariTTS, VoiceModels
@@ -94,11 +92,10 @@ class _CloudWanted:
 async def choose_providers(
     context: AppContext, org_id: str, call_id: str, document_settings: WorkflowSettings
 ) -> ProviderChoice:
-    """The call's STT, TTS and LLM. The org's secrets are read here, once for the call."""
+    """The call's STT, TTS and LLM; each org secret they need is read once for the call."""
     settings = context.settings
     stt_wanted, tts_wanted = _speech_wanted(document_settings, settings)
-    names = llm_secrets_wanted(context, document_settings.llm)
-    names += [
+    names = [
         wanted.secret
         for wanted in (stt_wanted, tts_wanted)
         if wanted is not None and wanted.operator_key is None
@@ -108,8 +105,8 @@ async def choose_providers(
     )
     stt_key = _key(stt_wanted, org_secrets)
     tts_key = _key(tts_wanted, org_secrets)
-    llm = llm_from(context, org_id, document_settings.llm, org_secrets)
-    remember_call_llm(context, org_id, call_id, document_settings.llm, llm)
+    # The model is the engine's: `org_llm` reads its key once per call for text and voice alike.
+    llm = await org_llm(context, org_id, call_id, document_settings.llm)
     choice = ProviderChoice(
         stt="deepgram" if stt_key else "local",
         tts="cartesia" if tts_key else _offline_voice(document_settings.tts, settings),
@@ -211,20 +208,22 @@ def build_call_stt(
     *,
     http_session: aiohttp.ClientSession | None = None,
 ) -> stt.STT[Any]:
-    """The call's STT: offline Whisper, Deepgram, or Deepgram falling back to Whisper.
+    """The call's STT: offline streaming Whisper, Deepgram, or Deepgram falling back to Whisper.
 
     Without `http_session` the plugin uses livekit's `http_context` (set in a worker job;
     elsewhere wrap the call in `livekit.agents.utils.http_context.open()`).
     """
+    if choice.stt == "local":
+        if models.whisper is None:
+            raise ProviderUnavailable("The offline STT model is not loaded in this process.")
+        # Streaming: it transcribes while the caller speaks and ends the turns itself.
+        return WhisperSTT(models.whisper, models=models)
+    # As a fallback, whole utterances: livekit's adapter segments them with silero.
     local = (
         stt.StreamAdapter(stt=WhisperSTT(models.whisper), vad=models.vad)
         if models.whisper is not None
         else None
     )
-    if choice.stt == "local":
-        if local is None:
-            raise ProviderUnavailable("The offline STT model is not loaded in this process.")
-        return local
     assert choice.stt_key is not None
     cloud = _DeepgramSTT(
         api_key=choice.stt_key,
